@@ -1,0 +1,3 @@
+from .transforms import IrregularMask
+
+__all__ = ['IrregularMask']

@@ -1,0 +1,122 @@
+"""Data transforms of MSL."""
+from numbers import Number
+from typing import Optional, Sequence, Union
+
+import numpy as np
+from mmcv.transforms import BaseTransform
+from mmpretrain.registry import TRANSFORMS
+
+from ..masks import build_mask_source, parse_ratio
+from ..seeding import ProcessRNG
+
+
+@TRANSFORMS.register_module()
+class IrregularMask(BaseTransform):
+    """Sample an irregular binary mask for the current image.
+
+    The mask is a free-form hole mask as in the Irregular Mask dataset used
+    for inpainting, sized to the image at this point of the pipeline (put
+    the transform after the crop and flip so the masked image keeps the
+    clean one's layout). By default it is only recorded, for
+    :class:`mmmsl.models.MaskedSupervisedClassifier` to apply on the device
+    to the normalised batch; pack it with
+    ``PackInputs(algorithm_keys=('msl_mask', ))``.
+
+    **Required Keys:** ``img``, ``sample_idx`` (only with ``seed``)
+
+    **Added Keys:** ``msl_mask`` (or ``key``); **Modified Keys:** ``img``
+    (only with ``apply=True``)
+
+    Args:
+        ratio (str | Sequence[float]): Fraction of pixels removed, ``'high'``
+            (50-60%, the paper's best and the authors' mask bin), ``'low'``
+            (up to 50%) or a ``(lo, hi)`` range. Defaults to ``'high'``.
+        source (str): ``'bank'`` (default: masks sampled with random
+            rotations, flips and crops from a bank, the bank file ``path`` or
+            a procedural bank built once and cached), ``'procedural'`` (a new
+            free-form mask per sample, slower) or ``'folder'`` (the mask
+            images under ``path``, e.g. the Irregular Mask dataset, white =
+            hole, binarised and filtered to ``ratio``).
+        path (str, optional): Bank file or mask folder.
+        prob (float): Probability of masking a sample; otherwise the mask
+            keeps everything. Defaults to 1.0.
+        seed (int, optional): None (default, for training): masks follow
+            mmengine's ``randomness`` seed and differ across epochs, workers
+            and ranks. An int: the mask of a sample depends only on
+            ``(seed, sample_idx)``, the fixed held-out masks a robustness
+            evaluation needs.
+        apply (bool): Mask ``results['img']`` itself with ``fill`` instead of
+            recording the mask (test-time robustness evaluation).
+        fill (Number | Sequence[Number]): Pixel value of holes with
+            ``apply=True``, per channel if a sequence. Defaults to 0 (black,
+            as the authors' code).
+        key (str): Result key of the mask. Defaults to ``'msl_mask'``.
+        bank_size (int): Masks in the cached procedural bank. Defaults to
+            1000.
+        bank_res (int): Side of the bank's masks. Defaults to 256.
+        bank_seed (int): Seed of the cached procedural bank (use another for
+            held-out evaluation masks). Defaults to 0.
+        invert (bool): For ``source='folder'``: black = hole.
+    """
+
+    def __init__(self,
+                 ratio: Union[str, Sequence[float]] = 'high',
+                 source: str = 'bank',
+                 path: Optional[str] = None,
+                 prob: float = 1.0,
+                 seed: Optional[int] = None,
+                 apply: bool = False,
+                 fill: Union[Number, Sequence[Number]] = 0,
+                 key: str = 'msl_mask',
+                 bank_size: int = 1000,
+                 bank_res: int = 256,
+                 bank_seed: int = 0,
+                 invert: bool = False):
+        if not 0.0 <= prob <= 1.0:
+            raise ValueError(f'IrregularMask: prob={prob!r} not in [0, 1]')
+        self.ratio = parse_ratio(ratio)
+        self.source_cfg = dict(
+            source=source,
+            path=path,
+            bank_size=bank_size,
+            bank_res=bank_res,
+            bank_seed=bank_seed,
+            invert=invert)
+        # Built now so a bad path or ratio fails when the dataset is built.
+        self.source = build_mask_source(ratio=self.ratio, **self.source_cfg)
+        self.prob = prob
+        self.seed = seed
+        self.apply = apply
+        self.fill = fill
+        self.key = key
+        self._rng = ProcessRNG(seed)
+
+    def _rng_for(self, results: dict) -> np.random.Generator:
+        if self.seed is not None and results.get('sample_idx') is not None:
+            return np.random.default_rng(
+                [self.seed, int(results['sample_idx'])])
+        return self._rng()
+
+    def transform(self, results: dict) -> dict:
+        img = results['img']
+        h, w = img.shape[:2]
+        rng = self._rng_for(results)
+        if self.prob < 1.0 and rng.random() >= self.prob:
+            keep = np.ones((h, w), np.uint8)
+        else:
+            keep = 1 - self.source.sample(h, w, rng)
+        if not self.apply:
+            results[self.key] = keep
+            return results
+        keep = keep.astype(bool)
+        if img.ndim == 3:
+            keep = keep[..., None]
+        fill = np.asarray(self.fill, dtype=img.dtype)
+        results['img'] = np.where(keep, img, fill).astype(img.dtype)
+        return results
+
+    def __repr__(self) -> str:
+        return (f'{self.__class__.__name__}(ratio={self.ratio}, '
+                f"source={self.source_cfg['source']!r}, "
+                f"path={self.source_cfg['path']!r}, prob={self.prob}, "
+                f'seed={self.seed}, apply={self.apply}, fill={self.fill})')

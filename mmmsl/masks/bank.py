@@ -1,0 +1,163 @@
+"""A mask bank: N square masks made once, stored compactly, sampled fast."""
+import os
+import os.path as osp
+import tempfile
+from typing import Optional, Sequence
+
+import cv2
+import numpy as np
+
+from .folder import load_mask_folder
+from .ratio import RatioSpec, in_range, parse_ratio
+from .strokes import irregular_masks
+
+
+def default_cache_dir() -> str:
+    """``$MMMSL_CACHE`` or ``~/.cache/mmmsl``."""
+    return os.environ.get('MMMSL_CACHE',
+                          osp.join(osp.expanduser('~'), '.cache', 'mmmsl'))
+
+
+class MaskBank:
+    """N binary hole masks of one square size, sampled at any image size.
+
+    Sampling draws a mask, applies a random 90-degree rotation, horizontal
+    flip and crop (kept only if the crop's hole ratio stays in the bank's
+    range), and resizes it nearest-neighbour to the requested size, so a
+    bank of 1,000 masks gives far more distinct masks than it stores.
+
+    Args:
+        holes (np.ndarray): ``(N, S, S)`` hole masks, non-zero = hole.
+        ratio (Sequence[float]): The ``(lo, hi]`` hole-ratio range the
+            masks were chosen for (checked).
+        crop_scale (float): Smallest crop side as a fraction of S.
+    """
+
+    def __init__(self,
+                 holes: np.ndarray,
+                 ratio: Sequence[float],
+                 crop_scale: float = 0.8):
+        holes = np.asarray(holes)
+        if holes.ndim != 3 or holes.shape[1] != holes.shape[2] or not len(
+                holes):
+            raise ValueError('MaskBank needs a non-empty (N, S, S) array, '
+                             f'got shape {holes.shape}')
+        self.holes = (holes != 0).astype(np.uint8)
+        self.ratio = parse_ratio(ratio)
+        self.ratios = self.holes.reshape(len(holes), -1).mean(1)
+        bad = ~((self.ratios > self.ratio[0]) & (self.ratios <= self.ratio[1]))
+        if bad.any():
+            raise ValueError(
+                f'{int(bad.sum())} bank masks have hole ratios outside '
+                f'{self.ratio}, e.g. {self.ratios[bad][0]:.3f}')
+        self.crop_scale = crop_scale
+
+    def __len__(self) -> int:
+        return len(self.holes)
+
+    @property
+    def size(self) -> int:
+        """Side S of the stored masks."""
+        return self.holes.shape[1]
+
+    @classmethod
+    def procedural(cls,
+                   num: int = 1000,
+                   size: int = 256,
+                   ratio: RatioSpec = 'high',
+                   seed: int = 0) -> 'MaskBank':
+        """A bank of ``num`` procedural free-form masks."""
+        return cls(irregular_masks(num, size, size, ratio, seed), ratio)
+
+    @classmethod
+    def from_folder(cls,
+                    folder: str,
+                    ratio: RatioSpec = 'high',
+                    size: int = 256,
+                    invert: bool = False) -> 'MaskBank':
+        """A bank of the masks of ``folder`` whose ratio is in ``ratio``
+        (measured after resizing to ``size``)."""
+        holes, _, _ = load_mask_folder(folder, ratio, size, invert)
+        return cls(np.stack(holes), ratio)
+
+    @classmethod
+    def cached(cls,
+               num: int = 1000,
+               size: int = 256,
+               ratio: RatioSpec = 'high',
+               seed: int = 0,
+               cache_dir: Optional[str] = None) -> 'MaskBank':
+        """The procedural bank for these arguments, built on first use and
+        kept in ``cache_dir`` (default :func:`default_cache_dir`)."""
+        lo, hi = parse_ratio(ratio)
+        path = osp.join(cache_dir or default_cache_dir(),
+                        f'irregular_{lo:g}-{hi:g}_{num}x{size}_seed{seed}.npz')
+        if osp.isfile(path):
+            return cls.load(path)
+        bank = cls.procedural(num, size, ratio, seed)
+        bank.save(path)
+        return bank
+
+    def save(self, path: str) -> None:
+        """Write the bank as one compressed ``.npz`` of packed bits.
+
+        The file is written next to ``path`` and renamed over it, so an
+        interrupted save never leaves a truncated bank behind.
+        """
+        folder = osp.dirname(osp.abspath(path))
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix='.npz', dir=folder)
+        try:
+            with os.fdopen(fd, 'wb') as f:
+                np.savez_compressed(
+                    f,
+                    bits=np.packbits(self.holes.astype(bool), axis=-1),
+                    size=self.size,
+                    ratio=np.asarray(self.ratio))
+            os.replace(tmp, path)
+        except BaseException:
+            if osp.exists(tmp):
+                os.remove(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path: str) -> 'MaskBank':
+        """Read a bank written by :meth:`save`."""
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'Mask bank file {path} does not exist')
+        try:
+            with np.load(path) as data:
+                size = int(data['size'])
+                holes = np.unpackbits(
+                    data['bits'], axis=-1, count=size)
+                ratio = tuple(float(v) for v in data['ratio'])
+        except (KeyError, ValueError, OSError) as e:
+            raise ValueError(
+                f'Mask bank file {path} is not a valid bank: {e}') from e
+        return cls(holes, ratio)
+
+    def sample(self, height: int, width: int,
+               rng: np.random.Generator) -> np.ndarray:
+        """One ``(height, width)`` uint8 hole mask (1 = removed pixel)."""
+        hole = np.rot90(self.holes[rng.integers(len(self))],
+                        int(rng.integers(4)))
+        if rng.random() < 0.5:
+            hole = hole[:, ::-1]
+        s = self.size
+        scale = rng.uniform(self.crop_scale, 1.0)
+        ch = cw = s
+        if height >= width:
+            ch = int(s * scale)
+            cw = max(1, int(round(ch * width / height)))
+        else:
+            cw = int(s * scale)
+            ch = max(1, int(round(cw * height / width)))
+        y0, x0 = int(rng.integers(s - ch + 1)), int(rng.integers(s - cw + 1))
+        crop = hole[y0:y0 + ch, x0:x0 + cw]
+        if in_range(np.count_nonzero(crop) / crop.size, *self.ratio):
+            hole = crop
+        if hole.shape == (height, width):
+            return np.ascontiguousarray(hole)
+        return cv2.resize(
+            np.ascontiguousarray(hole), (width, height),
+            interpolation=cv2.INTER_NEAREST)

@@ -1,0 +1,198 @@
+"""The MSL classifier: an ImageClassifier trained as a Siamese pair."""
+from numbers import Number
+from typing import Dict, List, Optional, Sequence, Union
+
+import cv2
+import numpy as np
+import torch
+from mmpretrain.models import ImageClassifier
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+from ..masks import build_mask_source
+from ..seeding import ProcessRNG
+
+FORWARD_MODES = ('two_pass', 'concat')
+CLASS_REDUCTIONS = ('sum', 'mean')
+
+
+@MODELS.register_module()
+class MaskedSupervisedClassifier(ImageClassifier):
+    """Masked Supervised Learning (Zunair & Ben Hamza, WACV 2024).
+
+    One network with shared weights sees each training image twice: clean,
+    and with an irregular binary mask applied on the device to the
+    normalised batch (``x_m = x * M + fill * (1 - M)``). The training loss
+    is::
+
+        L = a1 * BCE(clean) + a2 * BCE(masked) + a3 * L2(p_clean, p_masked)
+
+    where both BCE terms are the head's own ``loss_module`` (so any
+    multi-label head or loss works: ``CSRAClsHead``,
+    ``MultiLabelLinearClsHead``, ``AsymmetricLoss`` ...) and the last term
+    is ``consistency`` on the branches' sigmoid probabilities.
+    :meth:`extract_feat` and :meth:`predict` are ImageClassifier's, on the
+    clean image only, and the state dict has the same keys, so a trained
+    model loads into a plain ``ImageClassifier``.
+
+    Loss scale: mmpretrain's multi-label losses sum over the C classes and
+    average over the batch, C times the authors' mean BCE. With
+    ``class_reduction='sum'`` (default) the consistency term is reduced the
+    same way, so ``alpha`` balances the terms exactly as in the paper and
+    mmpretrain configs keep their learning rates; the total is C times the
+    paper's. ``class_reduction='mean'`` divides by C instead: the authors'
+    exact numbers, for their learning rate (SGD 0.01).
+
+    Args:
+        backbone, neck, head, pretrained, train_cfg, data_preprocessor,
+            init_cfg: As :class:`mmpretrain.models.ImageClassifier`.
+        alpha (Sequence[float]): ``(a1, a2, a3)``, weights of the clean BCE,
+            the masked BCE and the consistency term; non-negative, not all
+            zero. Defaults to the paper's best ``(0.3, 0.2, 0.5)``.
+        consistency (dict): Config of the consistency loss. Defaults to
+            ``dict(type='LabelConsistencyLoss')``.
+        mask_key (str): Data-sample field holding each image's keep mask
+            ``(H, W)``, 1 keep / 0 hole, as written by
+            :class:`mmmsl.datasets.IrregularMask` and packed by
+            ``PackInputs(algorithm_keys=('msl_mask', ))``.
+        fill (Number | Sequence[Number]): Value of holes in the normalised
+            batch, per channel if a sequence. 0 (default) is the dataset
+            mean when the preprocessor subtracts it (Hide-and-Seek's
+            argument); with ``mean=0`` (mmpretrain's CSRA config, the
+            authors' code) it is black.
+        forward_mode (str): ``'two_pass'`` (default: a clean then a masked
+            forward, as the authors' code; BatchNorm normalises each batch
+            on its own) or ``'concat'`` (one forward of the 2N batch).
+        class_reduction (str): ``'sum'`` or ``'mean'``, see "Loss scale".
+        mask_source (dict, optional): Draw masks in the model, for samples
+            that carry none (so an existing config becomes MSL by changing
+            ``model.type`` only): keyword arguments of
+            :func:`mmmsl.masks.build_mask_source`, e.g.
+            ``dict(ratio='high')``. Without it a sample without a mask is an
+            error.
+
+    Shapes:
+        - inputs: ``(N, C, H, W)``; masks: ``(H, W)`` each (other sizes are
+          resized nearest-neighbour, or padded if they match the sample's
+          ``img_shape`` inside a padded batch).
+    """
+
+    def __init__(self,
+                 backbone: dict,
+                 neck: Optional[dict] = None,
+                 head: Optional[dict] = None,
+                 alpha: Sequence[float] = (0.3, 0.2, 0.5),
+                 consistency: dict = dict(type='LabelConsistencyLoss'),
+                 mask_key: str = 'msl_mask',
+                 fill: Union[Number, Sequence[Number]] = 0.0,
+                 forward_mode: str = 'two_pass',
+                 class_reduction: str = 'sum',
+                 mask_source: Optional[dict] = None,
+                 **kwargs):
+        alpha = tuple(float(a) for a in alpha)
+        if len(alpha) != 3 or min(alpha) < 0 or not any(alpha):
+            raise ValueError(f'MaskedSupervisedClassifier: alpha={alpha} '
+                             'must be three non-negative weights (a1, a2, '
+                             'a3), not all zero')
+        if forward_mode not in FORWARD_MODES:
+            raise ValueError(f'MaskedSupervisedClassifier: forward_mode='
+                             f'{forward_mode!r} not in {FORWARD_MODES}')
+        if class_reduction not in CLASS_REDUCTIONS:
+            raise ValueError(f'MaskedSupervisedClassifier: class_reduction='
+                             f'{class_reduction!r} not in {CLASS_REDUCTIONS}')
+        if head is None:
+            raise ValueError('MaskedSupervisedClassifier needs a head')
+        super().__init__(backbone, neck, head, **kwargs)
+        if not hasattr(self.head, 'loss_module'):
+            raise TypeError(f'MaskedSupervisedClassifier: head '
+                            f'{type(self.head).__name__} has no loss_module')
+        self.alpha = alpha
+        self.consistency = MODELS.build(consistency)
+        self.mask_key = mask_key
+        self.fill = fill
+        self.forward_mode = forward_mode
+        self.class_reduction = class_reduction
+        self.mask_source = (None if mask_source is None else
+                            build_mask_source(**mask_source))
+        self._rng = ProcessRNG()
+
+    def keep_masks(self, inputs: torch.Tensor,
+                   data_samples: List[DataSample]) -> torch.Tensor:
+        """The batch's keep masks as a ``(N, 1, H, W)`` bool tensor."""
+        n, _, h, w = inputs.shape
+        masks = []
+        for i, sample in enumerate(data_samples):
+            mask = sample.get(self.mask_key)
+            if mask is None:
+                if self.mask_source is None:
+                    raise KeyError(
+                        f'MaskedSupervisedClassifier: sample {i} '
+                        f"({sample.get('img_path', 'no img_path')}) has no "
+                        f"'{self.mask_key}'. Add dict(type='IrregularMask') "
+                        'to the train pipeline and pack it with '
+                        f"PackInputs(algorithm_keys=('{self.mask_key}', )), "
+                        'or set model.mask_source=dict(ratio=...) to draw '
+                        'masks in the model.')
+                mask = 1 - self.mask_source.sample(h, w, self._rng())
+            masks.append(self._fit(np.asarray(mask, np.uint8), h, w,
+                                   sample.get('img_shape')))
+        keep = torch.from_numpy(np.stack(masks)).to(
+            inputs.device, non_blocking=True)
+        return keep.unsqueeze(1).bool()
+
+    @staticmethod
+    def _fit(mask: np.ndarray, h: int, w: int,
+             img_shape: Optional[Sequence[int]]) -> np.ndarray:
+        """Bring one mask to the batch size ``(h, w)``."""
+        if mask.shape == (h, w):
+            return mask
+        if img_shape is not None and mask.shape == tuple(img_shape[:2]) \
+                and mask.shape[0] <= h and mask.shape[1] <= w:
+            # The sample was padded bottom-right into the batch.
+            out = np.ones((h, w), np.uint8)
+            out[:mask.shape[0], :mask.shape[1]] = mask
+            return out
+        return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+
+    def mask_inputs(self, inputs: torch.Tensor,
+                    keep: torch.Tensor) -> torch.Tensor:
+        """``inputs`` with holes (``keep == 0``) set to ``fill``."""
+        if isinstance(self.fill, Number):
+            return inputs.masked_fill(~keep, self.fill)
+        fill = inputs.new_tensor(self.fill).view(1, -1, 1, 1)
+        return torch.where(keep, inputs, fill)
+
+    def _branch_logits(self, inputs: torch.Tensor, masked: torch.Tensor):
+        if self.forward_mode == 'concat':
+            logits = self.head(self.extract_feat(torch.cat([inputs, masked])))
+            return logits.chunk(2)
+        return (self.head(self.extract_feat(inputs)),
+                self.head(self.extract_feat(masked)))
+
+    def _head_loss(self, logits: torch.Tensor,
+                   data_samples: List[DataSample]) -> torch.Tensor:
+        loss = self.head._get_loss(logits, data_samples)['loss']
+        if self.class_reduction == 'mean':
+            loss = loss / logits.size(-1)
+        return loss
+
+    def loss(self, inputs: torch.Tensor,
+             data_samples: List[DataSample]) -> Dict[str, torch.Tensor]:
+        """The three weighted MSL terms; their sum is the training loss.
+
+        Returns:
+            dict[str, Tensor]: ``loss_clean`` (a1 * BCE on clean images),
+            ``loss_masked`` (a2 * BCE on masked images) and
+            ``loss_consistency`` (a3 * L2 between the probabilities).
+        """
+        a1, a2, a3 = self.alpha
+        masked = self.mask_inputs(inputs,
+                                  self.keep_masks(inputs, data_samples))
+        logits_c, logits_m = self._branch_logits(inputs, masked)
+        n, c = logits_c.shape
+        avg = n if self.class_reduction == 'sum' else n * c
+        return dict(
+            loss_clean=a1 * self._head_loss(logits_c, data_samples),
+            loss_masked=a2 * self._head_loss(logits_m, data_samples),
+            loss_consistency=a3 *
+            self.consistency(logits_c, logits_m, avg_factor=avg))

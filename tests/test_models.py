@@ -1,0 +1,204 @@
+import copy
+
+import numpy as np
+import pytest
+import torch
+from mmpretrain.models import ImageClassifier
+from mmpretrain.registry import MODELS
+from mmpretrain.structures import DataSample
+
+import mmmsl  # noqa: F401
+from mmmsl.masks import irregular_masks
+
+NUM_CLASSES = 5
+
+
+def model_cfg(type_='MaskedSupervisedClassifier', head=None, **kw):
+    cfg = dict(
+        type=type_,
+        backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
+        head=head or dict(type='CSRAClsHead', num_classes=NUM_CLASSES,
+                          in_channels=512, num_heads=1, lam=0.1),
+        data_preprocessor=dict(num_classes=NUM_CLASSES, to_onehot=True,
+                               mean=[120.] * 3, std=[60.] * 3))
+    cfg.update(kw)
+    return cfg
+
+
+def batch(n=4, size=32, seed=0, with_mask=True):
+    g = torch.Generator().manual_seed(seed)
+    inputs = torch.randn(n, 3, size, size, generator=g)
+    masks = 1 - irregular_masks(n, size, size, 'high', seed=seed)
+    samples = []
+    for i in range(n):
+        s = DataSample().set_gt_label([i % NUM_CLASSES, (i + 2) % NUM_CLASSES])
+        s.set_gt_score(torch.zeros(NUM_CLASSES).index_fill_(
+            0, torch.tensor([i % NUM_CLASSES, (i + 2) % NUM_CLASSES]), 1.))
+        if with_mask:
+            s.set_field(masks[i], 'msl_mask')
+        samples.append(s)
+    return inputs, samples
+
+
+def build_pair(**kw):
+    torch.manual_seed(0)
+    msl = MODELS.build(model_cfg(**kw))
+    plain = MODELS.build(model_cfg('ImageClassifier'))
+    plain.load_state_dict(msl.state_dict())
+    return msl, plain
+
+
+def test_consistency_loss_is_mse_on_probabilities():
+    a, b = torch.randn(6, 4), torch.randn(6, 4)
+    loss = MODELS.build(dict(type='LabelConsistencyLoss'))
+    ref = torch.nn.functional.mse_loss(a.sigmoid(), b.sigmoid())
+    torch.testing.assert_close(loss(a, b), ref)
+    torch.testing.assert_close(loss(a, b, avg_factor=6), ref * 4)
+    weighted = MODELS.build(dict(type='LabelConsistencyLoss',
+                                 loss_weight=2., reduction='sum'))
+    torch.testing.assert_close(weighted(a, b), 2 * ref * 24)
+    probs = MODELS.build(dict(type='LabelConsistencyLoss', use_sigmoid=False))
+    torch.testing.assert_close(probs(a, b), ((a - b)**2).mean())
+    with pytest.raises(ValueError, match='shape'):
+        loss(a, b[:, :3])
+
+
+def test_alpha_100_equals_image_classifier():
+    msl, plain = build_pair(alpha=(1, 0, 0))
+    msl.train(), plain.train()
+    inputs, samples = batch()
+    losses = msl.loss(inputs, samples)
+    assert set(losses) == {'loss_clean', 'loss_masked', 'loss_consistency'}
+    ref = plain.loss(inputs.clone(), copy.deepcopy(samples))['loss']
+    torch.testing.assert_close(losses['loss_clean'], ref)
+    assert losses['loss_masked'] == 0 and losses['loss_consistency'] == 0
+
+
+def test_paper_balance_and_class_reduction():
+    msl, _ = build_pair(alpha=(0.3, 0.2, 0.5))
+    msl_mean, _ = build_pair(alpha=(0.3, 0.2, 0.5), class_reduction='mean')
+    msl.eval(), msl_mean.eval()  # same BN statistics for both calls
+    inputs, samples = batch()
+    s = msl.loss(inputs, samples)
+    m = msl_mean.loss(inputs, samples)
+    for k in s:  # 'mean' is the authors' scale, exactly 1/C of 'sum'
+        torch.testing.assert_close(s[k], m[k] * NUM_CLASSES)
+    # 'mean' reproduces the official terms: mean BCE and nn.MSELoss.
+    keep = msl_mean.keep_masks(inputs, samples)
+    lc = msl_mean(inputs, mode='tensor')
+    lm = msl_mean(msl_mean.mask_inputs(inputs, keep), mode='tensor')
+    target = torch.stack([x.gt_score for x in samples])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    torch.testing.assert_close(m['loss_clean'], 0.3 * bce(lc, target))
+    torch.testing.assert_close(m['loss_masked'], 0.2 * bce(lm, target))
+    torch.testing.assert_close(
+        m['loss_consistency'],
+        0.5 * torch.nn.functional.mse_loss(lc.sigmoid(), lm.sigmoid()))
+
+
+@pytest.mark.parametrize('term,alpha', [('loss_clean', (1, 0, 0)),
+                                        ('loss_masked', (0, 1, 0)),
+                                        ('loss_consistency', (0, 0, 1))])
+@pytest.mark.parametrize('mode', ['two_pass', 'concat'])
+def test_each_term_reaches_the_backbone(term, alpha, mode):
+    msl, _ = build_pair(alpha=alpha, forward_mode=mode)
+    msl.train()
+    inputs, samples = batch()
+    losses = msl.loss(inputs, samples)
+    losses[term].backward()
+    grad = msl.backbone.conv1.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_masking_uses_the_sample_masks_and_fill():
+    msl, _ = build_pair(fill=-3.0)
+    inputs, samples = batch()
+    keep = msl.keep_masks(inputs, samples)
+    assert keep.shape == (4, 1, 32, 32) and keep.dtype == torch.bool
+    for i, s in enumerate(samples):
+        assert np.array_equal(keep[i, 0].numpy(), s.msl_mask.astype(bool))
+    masked = msl.mask_inputs(inputs, keep)
+    k = keep.expand_as(inputs)
+    assert torch.equal(masked[k], inputs[k])
+    assert (masked[~k] == -3.0).all()
+    msl.fill = [1.0, 2.0, 3.0]
+    per_channel = msl.mask_inputs(inputs, keep)
+    for c in range(3):
+        assert (per_channel[:, c][~keep[:, 0]] == c + 1).all()
+
+
+def test_mask_of_other_size_is_resized_or_padded():
+    msl, _ = build_pair()
+    inputs, samples = batch(n=2)
+    samples[0].set_field(np.ones((16, 16), np.uint8), 'msl_mask')
+    samples[0].msl_mask[:8] = 0  # top half removed
+    samples[1].set_field(np.zeros((20, 24), np.uint8), 'msl_mask')
+    samples[1].set_metainfo(dict(img_shape=(20, 24)))  # padded sample
+    keep = msl.keep_masks(inputs, samples)[:, 0]
+    assert not keep[0, :16].any() and keep[0, 16:].all()
+    assert not keep[1, :20, :24].any()
+    assert keep[1, 20:].all() and keep[1, :, 24:].all()
+
+
+def test_missing_mask_is_a_clear_error_unless_in_model_source():
+    msl, _ = build_pair()
+    inputs, samples = batch(with_mask=False)
+    with pytest.raises(KeyError, match="no 'msl_mask'.*IrregularMask"):
+        msl.loss(inputs, samples)
+    torch.manual_seed(0)
+    fallback = MODELS.build(model_cfg(
+        mask_source=dict(source='procedural', ratio='high')))
+    losses = fallback.loss(inputs, samples)
+    assert losses['loss_masked'] > 0
+
+
+def test_predict_equals_plain_classifier_from_state_dict():
+    msl, plain = build_pair()
+    assert list(msl.state_dict()) == list(plain.state_dict())
+    msl.eval(), plain.eval()
+    inputs, samples = batch()
+    with torch.no_grad():
+        a = msl.predict(inputs)
+        b = plain.predict(inputs)
+        feats = msl.extract_feat(inputs)
+    for x, y in zip(a, b):
+        torch.testing.assert_close(x.pred_score, y.pred_score)
+        assert torch.equal(x.pred_label, y.pred_label)
+    torch.testing.assert_close(feats[-1], plain.extract_feat(inputs)[-1])
+
+
+def test_other_heads_and_losses():
+    head = dict(type='MultiLabelLinearClsHead', num_classes=NUM_CLASSES,
+                in_channels=512, loss=dict(type='AsymmetricLoss'))
+    torch.manual_seed(0)
+    msl = MODELS.build(model_cfg(head=head, alpha=(1, 0, 0), neck=dict(
+        type='GlobalAveragePooling')))
+    plain = MODELS.build(model_cfg('ImageClassifier', head=head, neck=dict(
+        type='GlobalAveragePooling')))
+    plain.load_state_dict(msl.state_dict())
+    inputs, samples = batch()
+    torch.testing.assert_close(
+        msl.loss(inputs, samples)['loss_clean'],
+        plain.loss(inputs, samples)['loss'])
+
+
+@pytest.mark.parametrize('kw,match', [
+    (dict(alpha=(0.3, -0.2, 0.5)), 'alpha'),
+    (dict(alpha=(0, 0, 0)), 'alpha'),
+    (dict(alpha=(1, 1)), 'alpha'),
+    (dict(forward_mode='three'), 'forward_mode'),
+    (dict(class_reduction='max'), 'class_reduction'),
+])
+def test_bad_config_fails_at_build(kw, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(model_cfg(**kw))
+
+
+def test_concat_and_two_pass_agree_in_eval_mode():
+    a, _ = build_pair(forward_mode='concat')
+    b, _ = build_pair(forward_mode='two_pass')
+    a.eval(), b.eval()
+    inputs, samples = batch()
+    la, lb = a.loss(inputs, samples), b.loss(inputs, samples)
+    for k in la:
+        torch.testing.assert_close(la[k], lb[k], rtol=1e-4, atol=1e-5)
