@@ -1,0 +1,3 @@
+from .metrics import MultiLabelPaperMetric
+
+__all__ = ['MultiLabelPaperMetric']
