@@ -34,6 +34,7 @@ setup(
     # requirement: a user who already has full mmcv installs plain ``.``.
     extras_require={
         'lite': [MMCV_LITE],
+        'demo': ['scikit-learn'],  # the digits demo dataset's source images
         'tests': ['pytest', 'scikit-learn'],
     },
     license='Apache-2.0',

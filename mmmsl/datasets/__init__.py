@@ -1,3 +1,4 @@
+from .digits import DigitsMultiLabel
 from .transforms import IrregularMask
 
-__all__ = ['IrregularMask']
+__all__ = ['IrregularMask', 'DigitsMultiLabel']

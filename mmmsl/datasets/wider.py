@@ -1,0 +1,197 @@
+"""WIDER-Attribute: one multi-label sample per annotated person."""
+import json
+import math
+from typing import List, Optional, Union
+
+from mmcv.transforms import BaseTransform
+from mmengine.fileio import exists, get_text, join_path
+from mmpretrain.datasets import MultiLabelDataset
+from mmpretrain.registry import DATASETS, TRANSFORMS
+
+# Used when the annotation file has no ``attribute_id_map``.
+WIDER_ATTRIBUTE_CATEGORIES = ('Male', 'longHair', 'sunglass', 'Hat', 'Tshirt',
+                              'longSleeve', 'formal', 'shorts', 'jeans',
+                              'longPants', 'skirt', 'faceMask', 'logo',
+                              'stripe')
+
+
+@DATASETS.register_module()
+class WIDERAttribute(MultiLabelDataset):
+    """`WIDER-Attribute <http://mmlab.ie.cuhk.edu.hk/projects/WIDERAttribute>`_
+    person attribute recognition as multi-label classification.
+
+    Directory layout: ::
+
+        data/wider_attribute
+        ├── Image
+        │   ├── 0--Parade
+        │   │   ├── 0_Parade_marchingband_1_5.jpg
+        │   │   └── ...
+        │   └── ...
+        ├── wider_attribute_trainval.json
+        └── wider_attribute_test.json
+
+    Every person target (``bbox`` = ``[x, y, w, h]``) of every image is one
+    sample with the keys ``img_path``, ``bbox``, ``gt_label`` (the indices
+    of the attributes valued 1) and ``gt_label_difficult`` (those valued 0,
+    "unspecified"). Targets whose box has no area (``w <= 0`` or
+    ``h <= 0``) are skipped. Crop the person with :class:`CropPersonBox`
+    after ``LoadImageFromFile``. The 14 classes are the names of the file's
+    ``attribute_id_map`` in id order, or :data:`WIDER_ATTRIBUTE_CATEGORIES`
+    when the map is absent; a user-given ``metainfo=dict(classes=...)`` must
+    equal them (the attribute vectors are positional), else ValueError.
+
+    Unspecified attributes (``unspecified='negative'``, the protocol of the
+    published WIDER-Attribute numbers):
+
+    - in training they count as negative: they are not in ``gt_label``, so
+      the one-hot target of ``ClsDataPreprocessor(to_onehot=True)`` is 0;
+    - in evaluation they are ignored: they are in ``gt_label_difficult``,
+      which :class:`VOCAveragePrecision` and :class:`VOCMultiLabelMetric`
+      mark as -1 and skip (with their default
+      ``difficult_as_positive=None``). Pack the key with
+      ``PackInputs(algorithm_keys=('gt_label_difficult', ))`` or as a meta
+      key in the test pipeline.
+
+    Ignoring them in the loss as well (``unspecified='ignore'``) is not
+    offered: the only per-sample target the stock pipeline forwards is
+    ``gt_score``, and ``MultiLabelClsHead`` feeds it unchanged to the loss,
+    where a -1 entry makes the sigmoid cross-entropy (and the asymmetric
+    loss) unbounded below. A loss that should ignore them can read
+    ``gt_label_difficult`` from the data samples.
+
+    Args:
+        ann_file (str): The annotation json, relative to ``data_root``, e.g.
+            ``'wider_attribute_trainval.json'``.
+        data_root (str): The root directory of ``ann_file`` and
+            ``data_prefix``. Defaults to ''.
+        data_prefix (str | dict): The image folder. Defaults to ``'Image'``.
+        unspecified (str): How unspecified attributes are treated; only
+            ``'negative'`` (see above). Defaults to ``'negative'``.
+        metainfo (dict, optional): Meta information. Defaults to None.
+        **kwargs: Other keyword arguments of :class:`BaseDataset`.
+
+    Examples:
+        >>> from mmmsl.datasets.wider import WIDERAttribute
+        >>> test = WIDERAttribute(data_root='data/wider_attribute',
+        ...                       ann_file='wider_attribute_test.json')
+        >>> len(test.CLASSES)
+        14
+    """
+
+    UNSPECIFIED_MODES = ('negative', )
+
+    def __init__(self,
+                 ann_file: str,
+                 data_root: str = '',
+                 data_prefix: Union[str, dict] = 'Image',
+                 unspecified: str = 'negative',
+                 metainfo: Optional[dict] = None,
+                 **kwargs):
+        if unspecified not in self.UNSPECIFIED_MODES:
+            raise ValueError(
+                f'unspecified={unspecified!r} is not supported, only '
+                f'{self.UNSPECIFIED_MODES}: ignoring unspecified attributes '
+                'in the loss through gt_score=-1 would make the stock '
+                'MultiLabelClsHead loss unbounded; read gt_label_difficult '
+                'in a custom loss instead')
+        self.unspecified = unspecified
+        super().__init__(
+            ann_file=ann_file,
+            data_root=data_root,
+            data_prefix=data_prefix,
+            metainfo=metainfo,
+            **kwargs)
+
+    def _set_classes(self, data: dict) -> tuple:
+        """Set ``classes`` in the metainfo from ``attribute_id_map``."""
+        if 'attribute_id_map' in data:
+            id_map = data['attribute_id_map']
+            classes = tuple(id_map[k] for k in sorted(id_map, key=int))
+        else:
+            classes = WIDER_ATTRIBUTE_CATEGORIES
+        given = self._metainfo.get('classes')
+        if given is not None and tuple(given) != classes:
+            raise ValueError(f'Classes {tuple(given)} given in metainfo '
+                             f'differ from those of {self.ann_file}: '
+                             f'{classes}')
+        self._metainfo['classes'] = classes
+        return classes
+
+    def load_data_list(self) -> List[dict]:
+        """Load one sample per person target of ``ann_file``."""
+        if not exists(self.ann_file):
+            raise FileNotFoundError(
+                f'WIDER-Attribute annotation file not found: {self.ann_file}')
+        data = json.loads(get_text(self.ann_file))
+        if 'images' not in data:
+            raise KeyError(f'WIDER-Attribute annotation file {self.ann_file} '
+                           "has no 'images' key")
+        num_classes = len(self._set_classes(data))
+
+        data_list = []
+        for img in data['images']:
+            img_path = join_path(self.img_prefix, img['file_name'])
+            for i, target in enumerate(img['targets']):
+                attr = target['attribute']
+                if len(attr) != num_classes or not set(attr) <= {-1, 0, 1}:
+                    raise ValueError(
+                        f'Target {i} of image {img["file_name"]} in '
+                        f'{self.ann_file}: "attribute" must be {num_classes} '
+                        f'values in (1, -1, 0), got {attr}')
+                x, y, w, h = target['bbox']
+                if w <= 0 or h <= 0:
+                    continue
+                data_list.append(
+                    dict(
+                        img_path=img_path,
+                        bbox=[x, y, w, h],
+                        gt_label=[k for k, v in enumerate(attr) if v == 1],
+                        gt_label_difficult=[
+                            k for k, v in enumerate(attr) if v == 0
+                        ]))
+        if not data_list:
+            raise ValueError(f'No person targets in {self.ann_file}')
+        return data_list
+
+
+@TRANSFORMS.register_module()
+class CropPersonBox(BaseTransform):
+    """Crop ``results['img']`` to the person box ``results['bbox']``.
+
+    The box ``[x, y, w, h]`` is optionally enlarged about its centre by
+    ``expand``, rounded outwards to whole pixels, and clipped to the image;
+    the crop keeps at least one pixel per side even for a box outside the
+    image.
+
+    Required keys: ``img``, ``bbox``. Modified keys: ``img``, ``img_shape``.
+
+    Args:
+        expand (float): Factor on the box width and height. Defaults to 1.0.
+    """
+
+    def __init__(self, expand: float = 1.0):
+        if expand <= 0:
+            raise ValueError(f'expand must be positive, got {expand}')
+        self.expand = expand
+
+    @staticmethod
+    def _span(start: float, length: float, expand: float, size: int):
+        """The clipped integer interval of one box side."""
+        margin = (expand - 1) * length / 2
+        low = min(max(math.floor(start - margin), 0), size - 1)
+        high = min(max(math.ceil(start + length + margin), low + 1), size)
+        return low, high
+
+    def transform(self, results: dict) -> dict:
+        """Crop the image to the box and update ``img_shape``."""
+        img = results['img']
+        x, y, w, h = results['bbox']
+        x1, x2 = self._span(x, w, self.expand, img.shape[1])
+        y1, y2 = self._span(y, h, self.expand, img.shape[0])
+        results['img'] = img[y1:y2, x1:x2]
+        results['img_shape'] = results['img'].shape[:2]
+        return results
+
+    def __repr__(self) -> str:
+        return f'{self.__class__.__name__}(expand={self.expand})'
