@@ -1,4 +1,9 @@
+from .coco import COCOMultiLabel, compact_coco
 from .digits import DigitsMultiLabel
 from .transforms import IrregularMask
+from .wider import CropPersonBox, WIDERAttribute
 
-__all__ = ['IrregularMask', 'DigitsMultiLabel']
+__all__ = [
+    'IrregularMask', 'DigitsMultiLabel', 'COCOMultiLabel', 'compact_coco',
+    'WIDERAttribute', 'CropPersonBox'
+]

@@ -1,0 +1,30 @@
+# Baseline of configs/msl/resnet101_csra_voc.py: the same recipe (the MSL
+# authors' CSRA schedule) with a plain ImageClassifier, for the A/B run.
+_base_ = ['mmpretrain::csra/resnet101-csra_1xb16_voc07-448px.py']
+custom_imports = dict(imports=['mmmsl'], allow_failed_imports=False)
+
+num_classes = 20
+# The authors' loss scale: BCE averaged over batch AND classes (mmpretrain's
+# sums over classes), which their SGD lr of 0.01 assumes.
+model = dict(
+    head=dict(
+        loss=dict(
+            type='CrossEntropyLoss', use_sigmoid=True,
+            loss_weight=1.0 / num_classes)))
+
+# Batch 6, 448 px, RandomResizedCrop(0.7-1.0) + flip come from the base.
+train_dataloader = dict(batch_size=6)
+
+val_evaluator = [dict(type='MultiLabelPaperMetric')]
+test_evaluator = val_evaluator
+
+# SGD lr 0.01 (head x10, from the base), momentum 0.9, wd 1e-4; 2-epoch
+# linear warm-up, then x0.1 every 4 epochs; 60 epochs.
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=0.01, momentum=0.9, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=2,
+         convert_to_iter_based=True),
+    dict(type='StepLR', by_epoch=True, begin=2, step_size=4, gamma=0.1),
+]
+train_cfg = dict(by_epoch=True, max_epochs=60, val_interval=1)

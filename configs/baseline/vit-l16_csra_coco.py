@@ -1,0 +1,35 @@
+# Baseline of configs/msl/vit-l16_csra_coco.py: ViT-L/16 + CSRA (8 heads,
+# lam 1.0) at 224 px on MS-COCO 2014, 40 epochs, plain ImageClassifier.
+_base_ = ['./resnet101_csra_coco.py']
+
+checkpoint = 'https://download.openmmlab.com/mmclassification/v0/vit/finetune/vit-large-p16_in21k-pre-3rdparty_ft-64xb64_in1k-384_20210928-b20ba619.pth'  # noqa
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='VisionTransformer',
+        arch='l',
+        img_size=224,
+        patch_size=16,
+        out_type='featmap',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint,
+                      prefix='backbone')),
+    head=dict(in_channels=1024, num_heads=8, lam=1.0))
+# ViTs take [-1, 1] inputs.
+data_preprocessor = dict(mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.7, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=224),
+    dict(type='PackInputs'),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=40)

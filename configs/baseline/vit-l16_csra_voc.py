@@ -1,0 +1,39 @@
+# Baseline of configs/msl/vit-l16_csra_voc.py: ViT-L/16 + CSRA (1 head,
+# lam 0.3) at 224 px on VOC2007, plain ImageClassifier.
+_base_ = ['./resnet101_csra_voc.py']
+
+# mmpretrain's ImageNet-21k-pretrained ViT-L/16 (fine-tuned on 1k at 384 px;
+# the position embedding is resized to 224 px on loading).
+checkpoint = 'https://download.openmmlab.com/mmclassification/v0/vit/finetune/vit-large-p16_in21k-pre-3rdparty_ft-64xb64_in1k-384_20210928-b20ba619.pth'  # noqa
+
+model = dict(
+    backbone=dict(
+        _delete_=True,
+        type='VisionTransformer',
+        arch='l',
+        img_size=224,
+        patch_size=16,
+        out_type='featmap',
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint,
+                      prefix='backbone')),
+    head=dict(in_channels=1024, num_heads=1, lam=0.3))
+# ViTs take [-1, 1] inputs.
+data_preprocessor = dict(mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.7, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=224),
+    dict(type='PackInputs',
+         meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor', 'flip', 'flip_direction',
+                    'gt_label_difficult')),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader

@@ -1,0 +1,17 @@
+# MSL-C on MS-COCO 2014: ResNet-101 + CSRA (6 heads, lam 0.4) at 448 px.
+_base_ = ['../baseline/resnet101_csra_coco.py']
+
+model = dict(
+    type='MaskedSupervisedClassifier',
+    alpha=(0.3, 0.2, 0.5),
+    class_reduction='mean',
+    head=dict(loss=dict(loss_weight=1.0)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='RandomResizedCrop', scale=448, crop_ratio_range=(0.7, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='IrregularMask', ratio='high'),
+    dict(type='PackInputs', algorithm_keys=('msl_mask', )),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))

@@ -1,0 +1,318 @@
+"""COCOMultiLabel and WIDERAttribute on tiny files in the genuine formats."""
+import json
+import os.path as osp
+import re
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from mmpretrain.evaluation import VOCAveragePrecision
+from mmpretrain.registry import DATASETS, TRANSFORMS
+
+from mmmsl.datasets.coco import COCOMultiLabel, compact_coco
+from mmmsl.datasets.wider import WIDERAttribute
+
+# ------------------------------------------------------------------ COCO --
+
+# Category ids with gaps, given out of order: sorted by id they are
+# person (1) -> 0, car (3) -> 1, toothbrush (90) -> 2.
+COCO_CATEGORIES = [
+    dict(id=90, name='toothbrush', supercategory='indoor'),
+    dict(id=1, name='person', supercategory='person'),
+    dict(id=3, name='car', supercategory='vehicle'),
+]
+# image id -> annotations as (category_id, iscrowd); images out of order.
+COCO_IMAGES = {
+    42: [(90, 0), (1, 0)],
+    7: [(3, 0), (3, 0), (1, 0)],  # duplicate category
+    9: [],  # no annotation
+    30: [(90, 1)],  # crowd only
+    15: [(3, 0)],
+}
+
+
+def coco_name(img_id):
+    return f'COCO_val2014_{img_id:012d}.jpg'
+
+
+def coco_json(images=COCO_IMAGES, categories=COCO_CATEGORIES):
+    anns = []
+    for img_id, objs in images.items():
+        for cat_id, crowd in objs:
+            anns.append(
+                dict(id=len(anns) + 1, image_id=img_id, category_id=cat_id,
+                     iscrowd=crowd, bbox=[0, 0, 4, 4], area=16,
+                     segmentation=[[0, 0, 4, 0, 4, 4]]))
+    return dict(
+        info=dict(description='tiny'), licenses=[],
+        images=[dict(id=i, file_name=coco_name(i), height=8, width=8)
+                for i in images],
+        annotations=anns, categories=categories)
+
+
+def write_json(path, data):
+    with open(path, 'w') as f:
+        json.dump(data, f)
+    return str(path)
+
+
+@pytest.fixture
+def coco_root(tmp_path):
+    (tmp_path / 'annotations').mkdir()
+    write_json(tmp_path / 'annotations' / 'instances_val2014.json',
+               coco_json())
+    return str(tmp_path)
+
+
+def build_coco(root, ann='annotations/instances_val2014.json', **kwargs):
+    return COCOMultiLabel(data_root=root, ann_file=ann,
+                          data_prefix='val2014', **kwargs)
+
+
+def samples(dataset):
+    return [(osp.basename(dataset.get_data_info(i)['img_path']),
+             dataset.get_data_info(i)['gt_label'])
+            for i in range(len(dataset))]
+
+
+def test_coco_classes_remapping_and_order(coco_root):
+    ds = build_coco(coco_root)
+    assert ds.CLASSES == ('person', 'car', 'toothbrush')
+    assert ds.metainfo['classes'] == ('person', 'car', 'toothbrush')
+    assert samples(ds) == [(coco_name(7), [0, 1]), (coco_name(15), [1]),
+                           (coco_name(30), [2]), (coco_name(42), [0, 2])]
+    assert ds.get_data_info(0)['img_path'] == osp.join(
+        coco_root, 'val2014', coco_name(7))
+    assert ds.get_cat_ids(3) == [0, 2]
+
+
+def test_coco_keep_empty(coco_root):
+    ds = build_coco(coco_root, drop_empty=False)
+    assert samples(ds) == [(coco_name(7), [0, 1]), (coco_name(9), []),
+                           (coco_name(15), [1]), (coco_name(30), [2]),
+                           (coco_name(42), [0, 2])]
+    ds.pipeline = TRANSFORMS.build(dict(type='PackInputs'))
+    assert ds[1]['data_samples'].gt_label.tolist() == []
+
+
+def test_coco_registry_build(coco_root):
+    import mmmsl.datasets.coco  # noqa: F401
+    ds = DATASETS.build(
+        dict(type='COCOMultiLabel', data_root=coco_root,
+             ann_file='annotations/instances_val2014.json',
+             data_prefix=dict(img_path='val2014'), drop_empty=False))
+    assert isinstance(ds, COCOMultiLabel)
+    assert len(ds) == 5 and ds.CLASSES == ('person', 'car', 'toothbrush')
+
+
+def test_coco_class_subset(coco_root):
+    ds = build_coco(coco_root,
+                    metainfo=dict(classes=['toothbrush', 'person']))
+    assert ds.CLASSES == ('toothbrush', 'person')
+    # image 15 (car only) has no selected label left and is dropped
+    assert samples(ds) == [(coco_name(7), [1]), (coco_name(30), [0]),
+                           (coco_name(42), [0, 1])]
+    with pytest.raises(ValueError, match=r"\['dog'\].*'categories'"):
+        build_coco(coco_root, metainfo=dict(classes=['person', 'dog']))
+
+
+def test_coco_compact_roundtrip(coco_root, tmp_path):
+    full = osp.join(coco_root, 'annotations', 'instances_val2014.json')
+    compact = str(tmp_path / 'annotations' / 'val2014_labels.json')
+    compact_coco(full, compact)
+    with open(compact) as f:
+        data = json.load(f)
+    assert 'annotations' not in data
+    assert {img['id']: img['category_ids'] for img in data['images']} == {
+        42: [1, 90], 7: [1, 3], 9: [], 30: [90], 15: [3]}
+    for drop_empty in (True, False):
+        ref = build_coco(coco_root, drop_empty=drop_empty)
+        ds = build_coco(coco_root, ann='annotations/val2014_labels.json',
+                        drop_empty=drop_empty)
+        assert ds.CLASSES == ref.CLASSES
+        assert [ds.get_data_info(i) for i in range(len(ds))] == \
+            [ref.get_data_info(i) for i in range(len(ref))]
+
+
+def test_coco_errors(tmp_path):
+    def check(data, err, pattern):
+        path = write_json(tmp_path / 'bad.json', data)
+        with pytest.raises(err, match=re.escape(path) + '.*' + pattern):
+            COCOMultiLabel(ann_file=path)
+
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        COCOMultiLabel(ann_file=str(tmp_path / 'missing.json'))
+    data = coco_json()
+    del data['categories']
+    check(data, KeyError, "'categories'")
+    data = coco_json()
+    del data['images']
+    check(data, KeyError, "'images'")
+    data = coco_json()
+    data['annotations'][0]['category_id'] = 5
+    with pytest.raises(ValueError, match='category_id 5 .*' +
+                       re.escape(str(tmp_path / 'bad.json'))):
+        COCOMultiLabel(ann_file=write_json(tmp_path / 'bad.json', data))
+    data = coco_json()
+    data['annotations'][0]['image_id'] = 1234
+    check(data, ValueError, 'image_id 1234')
+    data = coco_json()
+    del data['annotations']
+    check(data, KeyError, "'category_ids'")
+    check(coco_json(images={9: []}), ValueError, 'drop_empty=True')
+
+
+# ----------------------------------------------------------------- WIDER --
+
+ATTRS = ['Male', 'longHair', 'sunglass', 'Hat', 'Tshirt', 'longSleeve',
+         'formal', 'shorts', 'jeans', 'longPants', 'skirt', 'faceMask',
+         'logo', 'stripe']
+# person A: positive Male, Hat; unspecified sunglass, stripe
+ATTR_A = [1, -1, 0, 1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0]
+# person B: positive longHair, sunglass; unspecified Male
+ATTR_B = [0, 1, 1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1]
+IMG_A = '0--Parade/0_Parade_marchingband_1_5.jpg'
+IMG_B = '1--Handshaking/1_Handshaking_1_3.jpg'
+H, W = 20, 30
+
+
+def wider_json():
+    return dict(
+        images=[
+            dict(file_name=IMG_A, scene_id=0, targets=[
+                dict(bbox=[2, 3, 10, 8], attribute=ATTR_A),
+                dict(bbox=[5, 5, 0, 7], attribute=[1] * 14),  # no area
+            ]),
+            dict(file_name=IMG_B, scene_id=1, targets=[
+                dict(bbox=[25, 15, 10, 10], attribute=ATTR_B),
+            ]),
+        ],
+        # keys in reverse order: classes must follow the numeric ids
+        attribute_id_map={str(i): ATTRS[i] for i in reversed(range(14))},
+        scene_id_map={'0': 'Parade', '1': 'Handshaking'})
+
+
+@pytest.fixture
+def wider_root(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in (IMG_A, IMG_B):
+        path = tmp_path / 'Image' / name
+        path.parent.mkdir(parents=True)
+        cv2.imwrite(str(path), rng.integers(0, 256, (H, W, 3), np.uint8))
+    write_json(tmp_path / 'wider_attribute_test.json', wider_json())
+    return str(tmp_path)
+
+
+def build_wider(root, **kwargs):
+    return WIDERAttribute(data_root=root,
+                          ann_file='wider_attribute_test.json', **kwargs)
+
+
+def test_wider_samples(wider_root):
+    ds = build_wider(wider_root)
+    assert ds.CLASSES == tuple(ATTRS)
+    assert len(ds) == 2  # the zero-area target is skipped
+    a, b = ds.get_data_info(0), ds.get_data_info(1)
+    assert a['img_path'] == osp.join(wider_root, 'Image', IMG_A)
+    assert a['bbox'] == [2, 3, 10, 8]
+    assert a['gt_label'] == [0, 3] and a['gt_label_difficult'] == [2, 13]
+    assert b['img_path'] == osp.join(wider_root, 'Image', IMG_B)
+    assert b['bbox'] == [25, 15, 10, 10]
+    assert b['gt_label'] == [1, 2] and b['gt_label_difficult'] == [0]
+
+
+def test_wider_registry_and_classes(wider_root, tmp_path):
+    ds = DATASETS.build(dict(type='WIDERAttribute', data_root=wider_root,
+                             ann_file='wider_attribute_test.json'))
+    assert ds.metainfo['classes'] == tuple(ATTRS)
+    renamed = wider_json()
+    renamed['attribute_id_map']['13'] = 'stripes'
+    write_json(tmp_path / 'renamed.json', renamed)
+    assert WIDERAttribute(ann_file=str(tmp_path / 'renamed.json')).CLASSES[
+        -1] == 'stripes'
+    no_map = wider_json()
+    del no_map['attribute_id_map']
+    write_json(tmp_path / 'no_map.json', no_map)
+    assert WIDERAttribute(
+        ann_file=str(tmp_path / 'no_map.json')).CLASSES == tuple(ATTRS)
+    with pytest.raises(ValueError, match='differ from those of'):
+        build_wider(wider_root, metainfo=dict(classes=ATTRS[::-1]))
+
+
+def test_wider_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='missing.json'):
+        WIDERAttribute(ann_file=str(tmp_path / 'missing.json'))
+    path = write_json(tmp_path / 'bad.json', dict(attribute_id_map={}))
+    with pytest.raises(KeyError, match=re.escape(path) + ".*'images'"):
+        WIDERAttribute(ann_file=path)
+    data = wider_json()
+    data['images'][0]['targets'][1]['attribute'] = [1] * 13
+    path = write_json(tmp_path / 'bad.json', data)
+    with pytest.raises(ValueError, match='Target 1 of image ' +
+                       re.escape(IMG_A) + ' in ' + re.escape(path)):
+        WIDERAttribute(ann_file=path)
+    with pytest.raises(ValueError, match='gt_score'):
+        WIDERAttribute(ann_file=path, unspecified='ignore')
+
+
+def test_wider_pipeline_crops_person(wider_root):
+    ds = build_wider(wider_root, pipeline=[
+        dict(type='LoadImageFromFile'), dict(type='CropPersonBox')])
+    for i, name, (y1, y2, x1, x2) in [(0, IMG_A, (3, 11, 2, 12)),
+                                      (1, IMG_B, (15, 20, 25, 30))]:
+        full = cv2.imread(osp.join(wider_root, 'Image', name))
+        out = ds[i]
+        assert out['ori_shape'] == (H, W)
+        assert out['img_shape'] == (y2 - y1, x2 - x1)
+        np.testing.assert_array_equal(out['img'], full[y1:y2, x1:x2])
+
+
+def test_crop_person_box_expand_and_clip():
+    img = np.arange(H * W).reshape(H, W)
+
+    def crop(bbox, **kwargs):
+        t = TRANSFORMS.build(dict(type='CropPersonBox', **kwargs))
+        return t(dict(img=img, bbox=bbox))
+
+    out = crop([2, 3, 10, 8], expand=2.0)  # x -3..17, y -1..15
+    np.testing.assert_array_equal(out['img'], img[0:15, 0:17])
+    assert out['img_shape'] == (15, 17)
+    np.testing.assert_array_equal(  # fractional box rounds outwards
+        crop([2.5, 3.2, 4.0, 1.5])['img'], img[3:5, 2:7])
+    np.testing.assert_array_equal(crop([40, 30, 5, 5])['img'],
+                                  img[H - 1:H, W - 1:W])
+    np.testing.assert_array_equal(crop([-9, -9, 4, 4])['img'], img[0:1, 0:1])
+    with pytest.raises(ValueError, match='expand'):
+        crop([0, 0, 1, 1], expand=0)
+
+
+def wider_ap(ds, scores, **metric_kw):
+    """Per-class AP of ``scores`` (one row per sample) on ``ds``."""
+    metric = VOCAveragePrecision(average=None, **metric_kw)
+    pack = TRANSFORMS.build(
+        dict(type='PackInputs', algorithm_keys=('gt_label_difficult', )))
+    outputs = []
+    for i, score in enumerate(scores):
+        sample = pack(ds.get_data_info(i))['data_samples']
+        outputs.append(sample.set_pred_score(torch.tensor(score)).to_dict())
+    metric.process(None, outputs)
+    return metric.compute_metrics(metric.results)['AP_classwise']
+
+
+def test_wider_unspecified_ignored_by_voc_ap(wider_root):
+    ds = build_wider(wider_root)
+    good = [[0.1] * 14, [0.1] * 14]
+    good[0][0], good[1][0] = 0.9, 0.2  # Male: A positive, B unspecified
+    good[0][2], good[1][2] = 0.2, 0.9  # sunglass: A unspecified, B positive
+    # wrong only on the unspecified entries: they now outrank the positives
+    bad = [list(good[0]), list(good[1])]
+    bad[0][2], bad[1][0] = 0.99, 0.99
+
+    ap_good, ap_bad = wider_ap(ds, good), wider_ap(ds, bad)
+    assert ap_good[0] == ap_bad[0] == 100.0
+    assert ap_good[2] == ap_bad[2] == 100.0
+    assert ap_good == ap_bad
+    # counted as negatives they would cost AP: the check above can fail
+    ap_neg = wider_ap(ds, bad, difficult_as_positive=False)
+    assert ap_neg[0] == ap_neg[2] == 50.0
