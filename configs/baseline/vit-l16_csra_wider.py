@@ -1,0 +1,50 @@
+# Baseline of configs/msl/vit-l16_csra_wider.py: ViT-L/16 + CSRA (1 head,
+# lam 0.3) at 224 px on WIDER-Attribute person crops, 40 epochs.
+# Unspecified attributes count as negative in training and are ignored in
+# every metric (they travel as gt_label_difficult), the protocol behind the
+# paper's numbers.
+_base_ = ['./vit-l16_csra_voc.py']
+
+num_classes = 14
+dataset_type = 'WIDERAttribute'
+data_root = 'data/wider_attribute'
+
+model = dict(
+    head=dict(num_classes=num_classes, num_heads=1, lam=0.3,
+              loss=dict(loss_weight=1.0 / num_classes)))
+data_preprocessor = dict(num_classes=num_classes)
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='CropPersonBox'),
+    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.7, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='PackInputs'),
+]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='CropPersonBox'),
+    dict(type='Resize', scale=(224, 224)),
+    dict(type='PackInputs',
+         meta_keys=('sample_idx', 'img_path', 'img_shape',
+                    'gt_label_difficult')),
+]
+train_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='wider_attribute_trainval.json',
+        data_prefix='Image',
+        pipeline=train_pipeline))
+val_dataloader = dict(
+    dataset=dict(
+        _delete_=True,
+        type=dataset_type,
+        data_root=data_root,
+        ann_file='wider_attribute_test.json',
+        data_prefix='Image',
+        test_mode=True,
+        pipeline=test_pipeline))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=40)

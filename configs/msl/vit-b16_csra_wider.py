@@ -1,0 +1,18 @@
+# MSL on WIDER-Attribute with ViT-B/16 + CSRA (1 head, lam 0.3) at 224 px.
+_base_ = ['../baseline/vit-b16_csra_wider.py']
+
+model = dict(
+    type='MaskedSupervisedClassifier',
+    alpha=(0.3, 0.2, 0.5),
+    class_reduction='mean',
+    head=dict(loss=dict(loss_weight=1.0)))
+
+train_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='CropPersonBox'),
+    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.7, 1.0)),
+    dict(type='RandomFlip', prob=0.5, direction='horizontal'),
+    dict(type='IrregularMask', ratio='high'),
+    dict(type='PackInputs', algorithm_keys=('msl_mask', )),
+]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
