@@ -153,3 +153,13 @@ def test_unknown_source():
         build_mask_source('disk')
     with pytest.raises(ValueError, match='path'):
         build_mask_source('folder')
+
+
+def test_small_masks_never_stall_and_impossible_bins_fail():
+    # At 32 px a ratio just under `hi` can be unreachable in whole pixels;
+    # the sampler must still finish (this once looped forever).
+    masks = irregular_masks(300, 32, 32, 'high', seed=20240104)
+    r = masks.reshape(300, -1).mean(1)
+    assert (r > 0.5).all() and (r <= 0.6).all()
+    with pytest.raises(ValueError, match='4x4'):
+        random_irregular_mask(4, 4, (0.5, 0.52), np.random.default_rng(0))

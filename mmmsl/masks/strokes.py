@@ -42,7 +42,7 @@ def draw_stroke(hole: np.ndarray,
         return hole
     # DeepFill-v2 constants, with lengths relative to the image.
     mean_angle, angle_range = 2 * math.pi / 5, 2 * math.pi / 15
-    radius = math.hypot(h, w) / 8 * min(1.0, width_scale)
+    radius = math.hypot(h, w) / 8 * min(1.0, max(width_scale, 0.25))
     num_vertex = int(rng.integers(4, 13))
     angle_min = mean_angle - rng.uniform(0, angle_range)
     angle_max = mean_angle + rng.uniform(0, angle_range)
@@ -91,8 +91,14 @@ def random_irregular_mask(height: int,
     """
     lo, hi = parse_ratio(ratio)
     rng = np.random.default_rng() if rng is None else rng
-    target = max(rng.uniform(lo, hi), math.nextafter(lo, 1.0))
-    while True:
+    n = height * width
+    # The largest ratio a mask of n pixels can have inside the bin.
+    top = math.floor(hi * n) / n
+    if top <= lo:
+        raise ValueError(f'ratio={ratio!r}: no {height}x{width} mask has a '
+                         f'hole ratio in ({lo}, {hi}]')
+    while True:  # a new target per attempt, so no attempt can stall
+        target = min(max(rng.uniform(lo, hi), math.nextafter(lo, 1.0)), top)
         hole = np.zeros((height, width), np.uint8)
         scale = 1.0
         for _ in range(max_strokes):
@@ -101,7 +107,7 @@ def random_irregular_mask(height: int,
             if r > hi:
                 scale *= 0.7
                 continue
-            hole = cand
+            hole, scale = cand, min(1.0, scale * 1.2)
             if r >= target:
                 return hole
 

@@ -1,0 +1,57 @@
+# Baseline of the offline demo (configs/msl/demo_digits.py): a slim
+# ResNet-18 + CSRA trained from scratch on 64 px canvases of overlapping
+# handwritten digits (DigitsMultiLabel, generated from scikit-learn's digits
+# on first use; no download). A few minutes on 2 CPU cores.
+_base_ = ['mmpretrain::_base_/default_runtime.py']
+custom_imports = dict(imports=['mmmsl'], allow_failed_imports=False)
+
+num_classes = 10
+data_root = 'data/digits'
+
+model = dict(
+    type='ImageClassifier',
+    backbone=dict(type='ResNet', depth=18, base_channels=16,
+                  stem_channels=16, out_indices=(3, )),
+    head=dict(type='CSRAClsHead', num_classes=num_classes, in_channels=128,
+              num_heads=1, lam=0.1,
+              loss=dict(type='CrossEntropyLoss', use_sigmoid=True)))
+# The canvases' own mean/std, so a hole (0 after normalisation) is the mean.
+data_preprocessor = dict(num_classes=num_classes, mean=[31.] * 3,
+                         std=[69.] * 3, to_rgb=False, to_onehot=True)
+
+# No flips or crops: a mirrored digit is another digit, a crop drops labels.
+train_pipeline = [dict(type='LoadImageFromFile'), dict(type='PackInputs')]
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='PackInputs', meta_keys=('sample_idx', 'img_path')),
+]
+train_dataloader = dict(
+    batch_size=64, num_workers=1, persistent_workers=True,
+    dataset=dict(type='DigitsMultiLabel', data_root=data_root, split='train',
+                 pipeline=train_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=True))
+val_dataloader = dict(
+    batch_size=200, num_workers=1, persistent_workers=True,
+    dataset=dict(type='DigitsMultiLabel', data_root=data_root, split='test',
+                 test_mode=True, pipeline=test_pipeline),
+    sampler=dict(type='DefaultSampler', shuffle=False))
+test_dataloader = val_dataloader
+val_evaluator = [dict(type='MultiLabelPaperMetric')]
+test_evaluator = val_evaluator
+
+max_epochs = 20
+optim_wrapper = dict(
+    optimizer=dict(type='AdamW', lr=2e-3, weight_decay=1e-4))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=True, begin=0, end=1,
+         convert_to_iter_based=True),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=1, end=max_epochs,
+         convert_to_iter_based=True),
+]
+train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=5)
+val_cfg = dict()
+test_cfg = dict()
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20),
+    checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=1))
+randomness = dict(seed=0)
