@@ -64,7 +64,8 @@ def roots(tmp_path_factory):
     make_coco(str(base / 'coco'))
     make_wider(str(base / 'wider'))
     return dict(VOC=str(base / 'VOC2007'), COCOMultiLabel=str(base / 'coco'),
-                WIDERAttribute=str(base / 'wider'))
+                WIDERAttribute=str(base / 'wider'),
+                DigitsMultiLabel=str(base / 'digits'))
 
 
 def test_every_config_has_a_baseline_twin():
