@@ -78,6 +78,17 @@ def test_train_then_test(voc_root, tmp_path):
     assert metric(masked, 'mAP') == metric(again, 'mAP')
     assert metric(masked, 'mAP') != clean
 
+    # The sweep tool: one row per (checkpoint, ratio), clean row = tools/test.
+    sweep = str(tmp_path / 'sweep')
+    out = run([sys.executable, 'tools/analysis/mask_sweep.py', CONFIG, ckpt,
+               '--labels', 'msl', '--ratios', '0', '0.7', '--out-dir', sweep,
+               '--cfg-options'] + small_options(voc_root))
+    with open(osp.join(sweep, 'mask_sweep.csv')) as f:
+        rows = f.read().split()
+    assert rows[0] == 'model,removed,multi-label/mAP' and len(rows) == 3
+    assert abs(float(rows[1].split(',')[2]) - clean) < 1e-3
+    assert osp.getsize(osp.join(sweep, 'mask_sweep.png')) > 1000
+
 
 def test_dist_train_two_cpu_processes(voc_root, tmp_path):
     wd = str(tmp_path / 'dist')
