@@ -63,7 +63,9 @@ def roots(tmp_path_factory):
     make_voc(str(base / 'VOC2007'))
     make_coco(str(base / 'coco'))
     make_wider(str(base / 'wider'))
-    return dict(VOC=str(base / 'VOC2007'), COCOMultiLabel=str(base / 'coco'),
+    return dict(VOC=str(base / 'VOC2007'),
+                VOCMultiLabel=str(base / 'VOC2007'),
+                COCOMultiLabel=str(base / 'coco'),
                 WIDERAttribute=str(base / 'wider'),
                 DigitsMultiLabel=str(base / 'digits'))
 
@@ -99,6 +101,17 @@ def test_config_builds(path, roots):
         if has_mask:
             assert item['data_samples'].msl_mask.shape == \
                 tuple(item['inputs'].shape[1:])
+        # unspecified WIDER attributes ignored in the loss: -1 targets, which
+        # only IgnoreAwareBCELoss may see
+        ignore = ds_cfg.get('unspecified') == 'ignore'
+        assert ignore == (name == 'train_dataloader'
+                          and path.endswith('_ignore.py'))
+        if ignore:
+            assert model_cfg.head.loss.type == 'IgnoreAwareBCELoss'
+            assert -1 in item['data_samples'].gt_score.tolist()
+    if 'voc' in osp.basename(path):
+        assert cfg.train_dataloader.dataset.type == 'VOCMultiLabel'
+        assert cfg.test_dataloader.dataset.type == 'VOCMultiLabel'
     assert any(m['type'] == 'MultiLabelPaperMetric'
                for m in (cfg.val_evaluator if isinstance(
                    cfg.val_evaluator, list) else [cfg.val_evaluator]))

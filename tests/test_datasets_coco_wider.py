@@ -1,17 +1,26 @@
-"""COCOMultiLabel and WIDERAttribute on tiny files in the genuine formats."""
+"""COCOMultiLabel and WIDERAttribute on tiny files in the genuine formats;
+WIDERAttribute(unspecified='ignore') with IgnoreAwareBCELoss; the
+compact_coco CLI. Their errors are in test_datasets_errors.py."""
 import json
+import os
 import os.path as osp
-import re
+import runpy
+import sys
 
 import cv2
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from mmpretrain.evaluation import VOCAveragePrecision
-from mmpretrain.registry import DATASETS, TRANSFORMS
+from mmpretrain.registry import DATASETS, MODELS, TRANSFORMS
 
 from mmmsl.datasets.coco import COCOMultiLabel, compact_coco
 from mmmsl.datasets.wider import WIDERAttribute
+from mmmsl.evaluation.metrics import MultiLabelPaperMetric
+from mmmsl.models.losses import IgnoreAwareBCELoss
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 # ------------------------------------------------------------------ COCO --
 
@@ -57,11 +66,20 @@ def write_json(path, data):
     return str(path)
 
 
+def write_images(root, names, size=(8, 8)):
+    rng = np.random.default_rng(0)
+    for name in names:
+        path = osp.join(root, name)
+        os.makedirs(osp.dirname(path), exist_ok=True)
+        cv2.imwrite(path, rng.integers(0, 256, (*size, 3), np.uint8))
+
+
 @pytest.fixture
 def coco_root(tmp_path):
     (tmp_path / 'annotations').mkdir()
     write_json(tmp_path / 'annotations' / 'instances_val2014.json',
                coco_json())
+    write_images(str(tmp_path / 'val2014'), map(coco_name, COCO_IMAGES))
     return str(tmp_path)
 
 
@@ -135,34 +153,6 @@ def test_coco_compact_roundtrip(coco_root, tmp_path):
             [ref.get_data_info(i) for i in range(len(ref))]
 
 
-def test_coco_errors(tmp_path):
-    def check(data, err, pattern):
-        path = write_json(tmp_path / 'bad.json', data)
-        with pytest.raises(err, match=re.escape(path) + '.*' + pattern):
-            COCOMultiLabel(ann_file=path)
-
-    with pytest.raises(FileNotFoundError, match='missing.json'):
-        COCOMultiLabel(ann_file=str(tmp_path / 'missing.json'))
-    data = coco_json()
-    del data['categories']
-    check(data, KeyError, "'categories'")
-    data = coco_json()
-    del data['images']
-    check(data, KeyError, "'images'")
-    data = coco_json()
-    data['annotations'][0]['category_id'] = 5
-    with pytest.raises(ValueError, match='category_id 5 .*' +
-                       re.escape(str(tmp_path / 'bad.json'))):
-        COCOMultiLabel(ann_file=write_json(tmp_path / 'bad.json', data))
-    data = coco_json()
-    data['annotations'][0]['image_id'] = 1234
-    check(data, ValueError, 'image_id 1234')
-    data = coco_json()
-    del data['annotations']
-    check(data, KeyError, "'category_ids'")
-    check(coco_json(images={9: []}), ValueError, 'drop_empty=True')
-
-
 # ----------------------------------------------------------------- WIDER --
 
 ATTRS = ['Male', 'longHair', 'sunglass', 'Hat', 'Tshirt', 'longSleeve',
@@ -204,9 +194,8 @@ def wider_root(tmp_path):
     return str(tmp_path)
 
 
-def build_wider(root, **kwargs):
-    return WIDERAttribute(data_root=root,
-                          ann_file='wider_attribute_test.json', **kwargs)
+def build_wider(root, ann_file='wider_attribute_test.json', **kwargs):
+    return WIDERAttribute(data_root=root, ann_file=ann_file, **kwargs)
 
 
 def test_wider_samples(wider_root):
@@ -222,38 +211,22 @@ def test_wider_samples(wider_root):
     assert b['gt_label'] == [1, 2] and b['gt_label_difficult'] == [0]
 
 
-def test_wider_registry_and_classes(wider_root, tmp_path):
+def test_wider_registry_and_classes(wider_root):
     ds = DATASETS.build(dict(type='WIDERAttribute', data_root=wider_root,
                              ann_file='wider_attribute_test.json'))
     assert ds.metainfo['classes'] == tuple(ATTRS)
     renamed = wider_json()
     renamed['attribute_id_map']['13'] = 'stripes'
-    write_json(tmp_path / 'renamed.json', renamed)
-    assert WIDERAttribute(ann_file=str(tmp_path / 'renamed.json')).CLASSES[
+    write_json(osp.join(wider_root, 'renamed.json'), renamed)
+    assert build_wider(wider_root, ann_file='renamed.json').CLASSES[
         -1] == 'stripes'
     no_map = wider_json()
     del no_map['attribute_id_map']
-    write_json(tmp_path / 'no_map.json', no_map)
-    assert WIDERAttribute(
-        ann_file=str(tmp_path / 'no_map.json')).CLASSES == tuple(ATTRS)
+    write_json(osp.join(wider_root, 'no_map.json'), no_map)
+    assert build_wider(wider_root,
+                       ann_file='no_map.json').CLASSES == tuple(ATTRS)
     with pytest.raises(ValueError, match='differ from those of'):
         build_wider(wider_root, metainfo=dict(classes=ATTRS[::-1]))
-
-
-def test_wider_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='missing.json'):
-        WIDERAttribute(ann_file=str(tmp_path / 'missing.json'))
-    path = write_json(tmp_path / 'bad.json', dict(attribute_id_map={}))
-    with pytest.raises(KeyError, match=re.escape(path) + ".*'images'"):
-        WIDERAttribute(ann_file=path)
-    data = wider_json()
-    data['images'][0]['targets'][1]['attribute'] = [1] * 13
-    path = write_json(tmp_path / 'bad.json', data)
-    with pytest.raises(ValueError, match='Target 1 of image ' +
-                       re.escape(IMG_A) + ' in ' + re.escape(path)):
-        WIDERAttribute(ann_file=path)
-    with pytest.raises(ValueError, match='gt_score'):
-        WIDERAttribute(ann_file=path, unspecified='ignore')
 
 
 def test_wider_pipeline_crops_person(wider_root):
@@ -316,3 +289,197 @@ def test_wider_unspecified_ignored_by_voc_ap(wider_root):
     # counted as negatives they would cost AP: the check above can fail
     ap_neg = wider_ap(ds, bad, difficult_as_positive=False)
     assert ap_neg[0] == ap_neg[2] == 50.0
+
+
+# ------------------------------------------- WIDER unspecified='ignore' --
+
+# targets of ATTR_A / ATTR_B: 1 positive, 0 negative, -1 unspecified
+SCORE_A = [1., 0., -1., 1., 0., 0., 0., 0., 0., 0., 0., 0., 0., -1.]
+SCORE_B = [-1., 1., 1., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0., 0.]
+
+
+def test_wider_ignore_mode_samples(wider_root):
+    neg, ign = build_wider(wider_root), build_wider(wider_root,
+                                                    unspecified='ignore')
+    assert 'gt_score' not in neg.get_data_info(0)
+    for i, score in enumerate((SCORE_A, SCORE_B)):
+        info = ign.get_data_info(i)
+        assert info.pop('gt_score') == score
+        assert info == neg.get_data_info(i)  # labels, difficult, box, path
+    with pytest.raises(ValueError, match="unspecified='positive' not in"):
+        build_wider(wider_root, unspecified='positive')
+
+
+def random_case(seed=0, n=5, c=7):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(n, c, generator=g) * 3
+    target = torch.randint(-1, 2, (n, c), generator=g).float()
+    target[0, 0], target[0, 1] = -1, 0.3  # one ignored, one soft
+    return logits, target
+
+
+def test_ignore_aware_bce_exact():
+    logits, target = random_case()
+    keep = target >= 0
+    x, t = logits[keep], target[keep]
+    n = logits.size(0)
+    loss = IgnoreAwareBCELoss()
+    # mean over the kept entries, and sum over them / avg_factor
+    torch.testing.assert_close(loss(logits, target),
+                               F.binary_cross_entropy_with_logits(x, t))
+    per_entry = F.binary_cross_entropy_with_logits(x, t, reduction='none')
+    torch.testing.assert_close(loss(logits, target, avg_factor=n),
+                               per_entry.sum() / n)
+    torch.testing.assert_close(loss(logits, target, reduction_override='sum'),
+                               per_entry.sum())
+    none = loss(logits, target, reduction_override='none')
+    assert none.shape == logits.shape and (none[~keep] == 0).all()
+    torch.testing.assert_close(none[keep], per_entry)
+    # per-sample and per-entry weights, loss_weight
+    w = torch.arange(1., n + 1)
+    torch.testing.assert_close(
+        IgnoreAwareBCELoss(loss_weight=0.5)(logits, target, weight=w,
+                                            avg_factor=n),
+        0.5 * (per_entry * w[:, None].expand_as(logits)[keep]).sum() / n)
+    torch.testing.assert_close(
+        loss(logits, target, weight=keep.float() * 2, avg_factor=n),
+        2 * per_entry.sum() / n)
+    # everything ignored: 0, not NaN
+    assert loss(logits, torch.full_like(target, -1)).item() == 0
+    with pytest.raises(ValueError, match='use_sigmoid'):
+        IgnoreAwareBCELoss(use_sigmoid=False)
+    with pytest.raises(ValueError, match='differ in shape'):
+        loss(logits, target[:, :3])
+
+
+def test_ignore_aware_bce_is_stock_bce_without_ignored():
+    logits, target = random_case(seed=1)
+    target = target.clamp(min=0)
+    stock = MODELS.build(dict(type='CrossEntropyLoss', use_sigmoid=True,
+                              loss_weight=0.25))
+    ours = MODELS.build(dict(type='IgnoreAwareBCELoss', use_sigmoid=True,
+                             loss_weight=0.25))
+    w = torch.rand(logits.size(0))
+    for kw in (dict(avg_factor=5), dict(), dict(weight=w, avg_factor=5),
+               dict(reduction_override='none')):
+        torch.testing.assert_close(ours(logits, target, **kw),
+                                   stock(logits, target, **kw))
+
+
+def test_ignore_aware_bce_zero_gradient_on_ignored():
+    logits, target = random_case(seed=2)
+    logits.requires_grad_(True)
+    IgnoreAwareBCELoss()(logits, target, avg_factor=5).backward()
+    ignored = target < 0
+    assert (logits.grad[ignored] == 0).all()
+    assert (logits.grad[~ignored] != 0).all()
+
+
+def head_loss(ds, logits, loss_type):
+    """The loss of a MultiLabelClsHead on ``ds``'s samples, through
+    PackInputs and ClsDataPreprocessor(to_onehot=True) as in training."""
+    pack = TRANSFORMS.build(dict(type='PackInputs'))
+    batch = [pack(dict(ds.get_data_info(i), img=np.zeros((4, 4, 3),
+                                                         np.uint8)))
+             for i in range(len(ds))]
+    pre = MODELS.build(dict(type='ClsDataPreprocessor', num_classes=14,
+                            to_onehot=True))
+    data = pre(dict(inputs=[b['inputs'] for b in batch],
+                    data_samples=[b['data_samples'] for b in batch]),
+               training=True)
+    head = MODELS.build(dict(type='MultiLabelClsHead',
+                             loss=dict(type=loss_type, use_sigmoid=True)))
+    return head.loss((logits, ), data['data_samples'])['loss']
+
+
+def test_wider_ignore_loss_through_the_head(wider_root):
+    logits = torch.randn(2, 14, generator=torch.Generator().manual_seed(3))
+    target = torch.tensor([SCORE_A, SCORE_B])
+    keep = target >= 0
+    expected = F.binary_cross_entropy_with_logits(
+        logits[keep], target[keep], reduction='sum') / 2
+    ign = build_wider(wider_root, unspecified='ignore')
+    torch.testing.assert_close(head_loss(ign, logits, 'IgnoreAwareBCELoss'),
+                               expected)
+    # the unspecified logits do not matter ...
+    moved = logits.masked_fill(~keep, 50.)
+    torch.testing.assert_close(head_loss(ign, moved, 'IgnoreAwareBCELoss'),
+                               expected)
+    # ... whereas in 'negative' mode they are negatives of the stock loss
+    neg = build_wider(wider_root)
+    negative = F.binary_cross_entropy_with_logits(
+        logits, target.clamp(min=0), reduction='sum') / 2
+    torch.testing.assert_close(head_loss(neg, logits, 'CrossEntropyLoss'),
+                               negative)
+    assert not torch.isclose(negative, expected)
+
+
+def test_wider_ignore_loss_in_msl_classifier(wider_root):
+    ds = build_wider(wider_root, unspecified='ignore', pipeline=[
+        dict(type='LoadImageFromFile'), dict(type='CropPersonBox'),
+        dict(type='Resize', scale=(32, 32)), dict(type='PackInputs')])
+    model = MODELS.build(dict(
+        type='MaskedSupervisedClassifier', alpha=(1., 1., 1.),
+        class_reduction='sum', mask_source=dict(ratio='high'),
+        backbone=dict(type='ResNet', depth=18, out_indices=(3, )),
+        head=dict(type='CSRAClsHead', num_classes=14, in_channels=512,
+                  num_heads=1, lam=0.1, loss=dict(type='IgnoreAwareBCELoss')),
+        data_preprocessor=dict(type='ClsDataPreprocessor', num_classes=14,
+                               to_onehot=True)))
+    model.eval()  # BatchNorm: the same clean logits in both calls
+    data = model.data_preprocessor(
+        dict(inputs=[ds[i]['inputs'] for i in range(2)],
+             data_samples=[ds[i]['data_samples'] for i in range(2)]), True)
+    logits = model.head(model.extract_feat(data['inputs']))
+    target = torch.tensor([SCORE_A, SCORE_B])
+    keep = target >= 0
+    expected = F.binary_cross_entropy_with_logits(
+        logits[keep], target[keep], reduction='sum') / 2
+    losses = model.loss(data['inputs'], data['data_samples'])
+    torch.testing.assert_close(losses['loss_clean'], expected)
+
+
+def paper_metric(ds, scores, pack_difficult=True, **kw):
+    keys = ('gt_label_difficult', ) if pack_difficult else ()
+    pack = TRANSFORMS.build(dict(type='PackInputs', algorithm_keys=keys))
+    metric = MultiLabelPaperMetric(**kw)
+    metric.process(None, [
+        pack(ds.get_data_info(i))['data_samples'].set_pred_score(
+            torch.tensor(score)).to_dict() for i, score in enumerate(scores)
+    ])
+    return metric.compute_metrics(metric.results)
+
+
+def test_wider_ignore_mode_metrics_unchanged(wider_root):
+    neg = build_wider(wider_root)
+    ign = build_wider(wider_root, unspecified='ignore')
+    # wrong only on the unspecified entries (Male of B, sunglass of A)
+    scores = [[0.1] * 14, [0.1] * 14]
+    scores[0][0], scores[1][0] = 0.9, 0.99
+    scores[0][2], scores[1][2] = 0.99, 0.9
+    ref = paper_metric(neg, scores)
+    assert paper_metric(ign, scores) == ref
+    # the -1 of gt_score alone is enough to ignore them
+    assert paper_metric(ign, scores, pack_difficult=False) == ref
+    # counted as negatives they change the numbers: the checks can fail
+    assert paper_metric(neg, scores, difficult_as_positive=False) != ref
+
+
+# ------------------------------------------------- compact_coco CLI --
+
+
+def test_compact_coco_cli(coco_root, tmp_path, monkeypatch, capsys):
+    full = osp.join(coco_root, 'annotations', 'instances_val2014.json')
+    out = str(tmp_path / 'new_dir' / 'val2014_labels.json')
+    monkeypatch.setattr(sys, 'argv', ['compact_coco.py', full, out])
+    runpy.run_path(
+        osp.join(REPO, 'tools', 'dataset_converters', 'compact_coco.py'),
+        run_name='__main__')
+    assert out in capsys.readouterr().out
+    with open(out) as f:
+        assert 'annotations' not in json.load(f)
+    ref = build_coco(coco_root, drop_empty=False)
+    ds = build_coco(coco_root, ann=out, drop_empty=False)
+    assert ds.CLASSES == ref.CLASSES and len(ds) == 5
+    assert [ds.get_data_info(i) for i in range(len(ds))] == \
+        [ref.get_data_info(i) for i in range(len(ref))]

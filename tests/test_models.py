@@ -1,5 +1,7 @@
 import copy
 
+import cv2
+
 import numpy as np
 import pytest
 import torch
@@ -138,6 +140,29 @@ def test_mask_of_other_size_is_resized_or_padded():
     assert not keep[0, :16].any() and keep[0, 16:].all()
     assert not keep[1, :20, :24].any()
     assert keep[1, 20:].all() and keep[1, :, 24:].all()
+    # A reduced-resolution mask of a padded image covers that image only.
+    low = np.ones((10, 12), np.uint8)
+    low[:, :6] = 0  # left half of the image removed
+    samples[1].set_field(low, 'msl_mask')
+    keep = msl.keep_masks(inputs, samples)[:, 0]
+    assert not keep[1, :20, :12].any() and keep[1, :20, 12:].all()
+    assert keep[1, 20:].all()
+
+
+def test_reduced_masks_take_the_batched_path_with_the_same_result():
+    msl, _ = build_pair()
+    inputs, samples = batch(n=3)
+    rng = np.random.default_rng(0)
+    h, w = inputs.shape[-2:]
+    for s in samples:
+        s.set_field((rng.random((h // 2, w // 2)) > 0.5).astype(np.uint8),
+                    'msl_mask')
+    batched = msl.keep_masks(inputs, samples)
+    want = np.stack([cv2.resize(s.msl_mask, (w, h),
+                                interpolation=cv2.INTER_NEAREST)
+                     for s in samples])
+    assert batched.shape == (3, 1, h, w) and batched.dtype == torch.bool
+    np.testing.assert_array_equal(batched[:, 0].numpy(), want.astype(bool))
 
 
 def test_missing_mask_is_a_clear_error_unless_in_model_source():

@@ -13,7 +13,12 @@ model = dict(
             loss_weight=1.0 / num_classes)))
 
 # Batch 6, 448 px, RandomResizedCrop(0.7-1.0) + flip come from the base.
-train_dataloader = dict(batch_size=6)
+# VOCMultiLabel is mmpretrain's VOC (same samples and labels) with early,
+# named errors for missing or corrupt images and unknown class names.
+# data_root: data/VOC2007 (JPEGImages, Annotations, ImageSets/Main).
+train_dataloader = dict(batch_size=6, dataset=dict(type='VOCMultiLabel'))
+val_dataloader = dict(dataset=dict(type='VOCMultiLabel'))
+test_dataloader = val_dataloader
 
 val_evaluator = [dict(type='MultiLabelPaperMetric')]
 test_evaluator = val_evaluator

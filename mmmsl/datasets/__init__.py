@@ -1,9 +1,11 @@
+from .checks import CorruptImageError
 from .coco import COCOMultiLabel, compact_coco
 from .digits import DigitsMultiLabel
 from .transforms import IrregularMask
+from .voc import VOCMultiLabel
 from .wider import CropPersonBox, WIDERAttribute
 
 __all__ = [
     'IrregularMask', 'DigitsMultiLabel', 'COCOMultiLabel', 'compact_coco',
-    'WIDERAttribute', 'CropPersonBox'
+    'WIDERAttribute', 'CropPersonBox', 'VOCMultiLabel', 'CorruptImageError'
 ]

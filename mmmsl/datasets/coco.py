@@ -6,6 +6,8 @@ from mmengine.fileio import dump, exists, get_text, join_path
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS
 
+from .checks import ImageErrorMixin, check_image_files
+
 
 def _load_coco_json(ann_file: str) -> dict:
     """Read a COCO-style json, failing with the file name if it is absent."""
@@ -83,7 +85,7 @@ def compact_coco(json_in: str, json_out: str) -> None:
 
 
 @DATASETS.register_module()
-class COCOMultiLabel(MultiLabelDataset):
+class COCOMultiLabel(ImageErrorMixin, MultiLabelDataset):
     """`MS-COCO 2014 <https://cocodataset.org/>`_ for multi-label
     classification, read straight from the detection annotations.
 
@@ -116,7 +118,16 @@ class COCOMultiLabel(MultiLabelDataset):
     :meth:`full_init`.
 
     The annotation file may also be the compact json written by
-    :func:`compact_coco`; the format is recognised by its keys.
+    :func:`compact_coco` (or ``tools/dataset_converters/compact_coco.py``);
+    the format is recognised by its keys.
+
+    Errors name the file at fault and are raised at build time: a missing
+    file or key (``images``, ``categories``), an annotation whose
+    ``category_id`` is not in ``categories`` or whose ``image_id`` is not
+    in ``images``, no sample left, and images that do not exist (count and
+    first paths). An image that cannot be decoded raises
+    :class:`~mmmsl.datasets.checks.CorruptImageError` naming it when the
+    sample is first loaded.
 
     Args:
         ann_file (str): The annotation json, relative to ``data_root``,
@@ -201,6 +212,7 @@ class COCOMultiLabel(MultiLabelDataset):
         if not data_list:
             raise ValueError(f'No images with labels in {self.ann_file} '
                              f'(drop_empty={self.drop_empty})')
+        check_image_files([d['img_path'] for d in data_list], self.ann_file)
         return data_list
 
     def extra_repr(self) -> List[str]:

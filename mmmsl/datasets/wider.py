@@ -8,6 +8,8 @@ from mmengine.fileio import exists, get_text, join_path
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS, TRANSFORMS
 
+from .checks import ImageErrorMixin, check_image_files
+
 # Used when the annotation file has no ``attribute_id_map``.
 WIDER_ATTRIBUTE_CATEGORIES = ('Male', 'longHair', 'sunglass', 'Hat', 'Tshirt',
                               'longSleeve', 'formal', 'shorts', 'jeans',
@@ -16,7 +18,7 @@ WIDER_ATTRIBUTE_CATEGORIES = ('Male', 'longHair', 'sunglass', 'Hat', 'Tshirt',
 
 
 @DATASETS.register_module()
-class WIDERAttribute(MultiLabelDataset):
+class WIDERAttribute(ImageErrorMixin, MultiLabelDataset):
     """`WIDER-Attribute <http://mmlab.ie.cuhk.edu.hk/projects/WIDERAttribute>`_
     person attribute recognition as multi-label classification.
 
@@ -41,24 +43,40 @@ class WIDERAttribute(MultiLabelDataset):
     when the map is absent; a user-given ``metainfo=dict(classes=...)`` must
     equal them (the attribute vectors are positional), else ValueError.
 
-    Unspecified attributes (``unspecified='negative'``, the protocol of the
-    published WIDER-Attribute numbers):
+    Unspecified attributes, ``unspecified='negative'`` (default, the
+    protocol of the published WIDER-Attribute numbers):
 
     - in training they count as negative: they are not in ``gt_label``, so
       the one-hot target of ``ClsDataPreprocessor(to_onehot=True)`` is 0;
     - in evaluation they are ignored: they are in ``gt_label_difficult``,
-      which :class:`VOCAveragePrecision` and :class:`VOCMultiLabelMetric`
-      mark as -1 and skip (with their default
-      ``difficult_as_positive=None``). Pack the key with
+      which :class:`MultiLabelPaperMetric`, :class:`VOCAveragePrecision`
+      and :class:`VOCMultiLabelMetric` mark as -1 and skip (with their
+      default ``difficult_as_positive=None``). Pack the key with
       ``PackInputs(algorithm_keys=('gt_label_difficult', ))`` or as a meta
       key in the test pipeline.
 
-    Ignoring them in the loss as well (``unspecified='ignore'``) is not
-    offered: the only per-sample target the stock pipeline forwards is
-    ``gt_score``, and ``MultiLabelClsHead`` feeds it unchanged to the loss,
-    where a -1 entry makes the sigmoid cross-entropy (and the asymmetric
-    loss) unbounded below. A loss that should ignore them can read
-    ``gt_label_difficult`` from the data samples.
+    ``unspecified='ignore'``: ignored in the loss too. Every sample also
+    gets ``gt_score``, the C-vector of targets with 1 for positive, 0 for
+    negative and -1 for unspecified. ``PackInputs`` packs it,
+    ``ClsDataPreprocessor`` uses it instead of building a one-hot target,
+    and the head passes it unchanged to its loss, which must be
+    :class:`mmmsl.models.IgnoreAwareBCELoss` (it drops the -1 entries).
+    This route works with any ``MultiLabelClsHead`` and with
+    ``MaskedSupervisedClassifier`` without a custom head, because the
+    target is the one per-sample tensor the stock heads forward to the
+    loss. The trade-off: with a stock loss (``CrossEntropyLoss``,
+    ``AsymmetricLoss``) a -1 target makes the loss unbounded below, and
+    batch augments (Mixup, CutMix) would mix the -1 entries, so use neither
+    with this mode. Metrics are the same in both modes (``gt_label_difficult``
+    is kept, and the -1 entries of ``gt_score`` are ignored anyway), except
+    that ``difficult_as_positive=False`` cannot turn them into negatives.
+
+    Errors name the file at fault and are raised at build time: a missing
+    file or key, an attribute vector of the wrong length or with values
+    outside (1, 0, -1), no person target, and images that do not exist
+    (count and first paths). An image that cannot be decoded raises
+    :class:`~mmmsl.datasets.checks.CorruptImageError` naming it when the
+    sample is first loaded.
 
     Args:
         ann_file (str): The annotation json, relative to ``data_root``, e.g.
@@ -66,8 +84,8 @@ class WIDERAttribute(MultiLabelDataset):
         data_root (str): The root directory of ``ann_file`` and
             ``data_prefix``. Defaults to ''.
         data_prefix (str | dict): The image folder. Defaults to ``'Image'``.
-        unspecified (str): How unspecified attributes are treated; only
-            ``'negative'`` (see above). Defaults to ``'negative'``.
+        unspecified (str): ``'negative'`` or ``'ignore'``, see above.
+            Defaults to ``'negative'``.
         metainfo (dict, optional): Meta information. Defaults to None.
         **kwargs: Other keyword arguments of :class:`BaseDataset`.
 
@@ -79,7 +97,7 @@ class WIDERAttribute(MultiLabelDataset):
         14
     """
 
-    UNSPECIFIED_MODES = ('negative', )
+    UNSPECIFIED_MODES = ('negative', 'ignore')
 
     def __init__(self,
                  ann_file: str,
@@ -89,12 +107,8 @@ class WIDERAttribute(MultiLabelDataset):
                  metainfo: Optional[dict] = None,
                  **kwargs):
         if unspecified not in self.UNSPECIFIED_MODES:
-            raise ValueError(
-                f'unspecified={unspecified!r} is not supported, only '
-                f'{self.UNSPECIFIED_MODES}: ignoring unspecified attributes '
-                'in the loss through gt_score=-1 would make the stock '
-                'MultiLabelClsHead loss unbounded; read gt_label_difficult '
-                'in a custom loss instead')
+            raise ValueError(f'unspecified={unspecified!r} not in '
+                             f'{self.UNSPECIFIED_MODES}')
         self.unspecified = unspecified
         super().__init__(
             ann_file=ann_file,
@@ -130,29 +144,47 @@ class WIDERAttribute(MultiLabelDataset):
         num_classes = len(self._set_classes(data))
 
         data_list = []
-        for img in data['images']:
-            img_path = join_path(self.img_prefix, img['file_name'])
-            for i, target in enumerate(img['targets']):
-                attr = target['attribute']
-                if len(attr) != num_classes or not set(attr) <= {-1, 0, 1}:
-                    raise ValueError(
-                        f'Target {i} of image {img["file_name"]} in '
-                        f'{self.ann_file}: "attribute" must be {num_classes} '
-                        f'values in (1, -1, 0), got {attr}')
-                x, y, w, h = target['bbox']
-                if w <= 0 or h <= 0:
-                    continue
-                data_list.append(
-                    dict(
-                        img_path=img_path,
-                        bbox=[x, y, w, h],
-                        gt_label=[k for k, v in enumerate(attr) if v == 1],
-                        gt_label_difficult=[
-                            k for k, v in enumerate(attr) if v == 0
-                        ]))
+        for n, img in enumerate(data['images']):
+            try:
+                data_list += self._image_samples(img, num_classes)
+            except KeyError as e:
+                raise KeyError(f'Image {n} ({img.get("file_name")}) in '
+                               f'{self.ann_file} has no key {e}') from e
         if not data_list:
             raise ValueError(f'No person targets in {self.ann_file}')
+        check_image_files([d['img_path'] for d in data_list], self.ann_file)
         return data_list
+
+    def _image_samples(self, img: dict, num_classes: int) -> List[dict]:
+        """The samples of the person targets of one image."""
+        img_path = join_path(self.img_prefix, img['file_name'])
+        samples = []
+        for i, target in enumerate(img['targets']):
+            attr = target['attribute']
+            if len(attr) != num_classes or not set(attr) <= {-1, 0, 1}:
+                raise ValueError(
+                    f'Target {i} of image {img["file_name"]} in '
+                    f'{self.ann_file}: "attribute" must be {num_classes} '
+                    f'values in (1, -1, 0), got {attr}')
+            x, y, w, h = target['bbox']
+            if w <= 0 or h <= 0:
+                continue
+            sample = dict(
+                img_path=img_path,
+                bbox=[x, y, w, h],
+                gt_label=[k for k, v in enumerate(attr) if v == 1],
+                gt_label_difficult=[k for k, v in enumerate(attr) if v == 0])
+            if self.unspecified == 'ignore':
+                # 1 positive, 0 negative (-1 in the file), -1 ignored (0)
+                sample['gt_score'] = [{1: 1., -1: 0., 0: -1.}[v] for v in attr]
+            samples.append(sample)
+        return samples
+
+    def extra_repr(self) -> List[str]:
+        """The extra repr information of the dataset."""
+        return super().extra_repr() + [
+            f'Unspecified attributes: \t{self.unspecified}'
+        ]
 
 
 @TRANSFORMS.register_module()

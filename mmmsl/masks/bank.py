@@ -11,6 +11,9 @@ from .folder import load_mask_folder
 from .ratio import RatioSpec, in_range, parse_ratio
 from .strokes import irregular_masks
 
+#: cv2.flip codes: none, vertical, horizontal, both (a 180-degree turn).
+_FLIP_CODES = (None, 0, 1, -1)
+
 
 def default_cache_dir() -> str:
     """``$MMMSL_CACHE`` or ``~/.cache/mmmsl``."""
@@ -21,9 +24,9 @@ def default_cache_dir() -> str:
 class MaskBank:
     """N binary hole masks of one square size, sampled at any image size.
 
-    Sampling draws a mask, applies a random 90-degree rotation, horizontal
-    flip and crop (kept only if the crop's hole ratio stays in the bank's
-    range), and resizes it nearest-neighbour to the requested size, so a
+    Sampling draws a mask and a random crop of it (kept only if the crop's
+    hole ratio stays in the bank's range), applies one of the 8 square
+    symmetries (90-degree turns and mirrors), and resizes it nearest-neighbour to the requested size, so a
     bank of 1,000 masks gives far more distinct masks than it stores.
 
     Args:
@@ -138,26 +141,33 @@ class MaskBank:
 
     def sample(self, height: int, width: int,
                rng: np.random.Generator) -> np.ndarray:
-        """One ``(height, width)`` uint8 hole mask (1 = removed pixel)."""
-        hole = np.rot90(self.holes[rng.integers(len(self))],
-                        int(rng.integers(4)))
-        if rng.random() < 0.5:
-            hole = hole[:, ::-1]
+        """One ``(height, width)`` uint8 hole mask (1 = removed pixel).
+
+        The 8 orientations (an optional transpose, then one of 4 flips: the
+        90-degree turns and mirrors) are applied to the crop before the one
+        nearest-neighbour resize, so no full-size temporary is made.
+        """
+        transpose = bool(rng.integers(2))
+        flip = _FLIP_CODES[int(rng.integers(4))]
+        hole = self.holes[rng.integers(len(self))]
+        # The crop is taken in the stored orientation: (th, tw) is the
+        # requested shape before the transpose.
+        th, tw = (width, height) if transpose else (height, width)
         s = self.size
-        scale = rng.uniform(self.crop_scale, 1.0)
-        ch = cw = s
-        if height >= width:
-            ch = int(s * scale)
-            cw = max(1, int(round(ch * width / height)))
+        side = int(s * rng.uniform(self.crop_scale, 1.0))
+        if th >= tw:
+            ch, cw = side, max(1, int(round(side * tw / th)))
         else:
-            cw = int(s * scale)
-            ch = max(1, int(round(cw * height / width)))
+            ch, cw = max(1, int(round(side * th / tw))), side
         y0, x0 = int(rng.integers(s - ch + 1)), int(rng.integers(s - cw + 1))
         crop = hole[y0:y0 + ch, x0:x0 + cw]
         if in_range(np.count_nonzero(crop) / crop.size, *self.ratio):
             hole = crop
+        if transpose:
+            hole = cv2.transpose(hole)
+        if flip is not None:
+            hole = cv2.flip(hole, flip)
         if hole.shape == (height, width):
             return np.ascontiguousarray(hole)
-        return cv2.resize(
-            np.ascontiguousarray(hole), (width, height),
-            interpolation=cv2.INTER_NEAREST)
+        return cv2.resize(hole, (width, height),
+                          interpolation=cv2.INTER_NEAREST)

@@ -1,4 +1,6 @@
 from .classifier import MaskedSupervisedClassifier
-from .losses import LabelConsistencyLoss
+from .losses import IgnoreAwareBCELoss, LabelConsistencyLoss
 
-__all__ = ['MaskedSupervisedClassifier', 'LabelConsistencyLoss']
+__all__ = [
+    'MaskedSupervisedClassifier', 'LabelConsistencyLoss', 'IgnoreAwareBCELoss'
+]

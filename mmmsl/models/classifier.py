@@ -2,9 +2,9 @@
 from numbers import Number
 from typing import Dict, List, Optional, Sequence, Union
 
-import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
@@ -118,48 +118,62 @@ class MaskedSupervisedClassifier(ImageClassifier):
 
     def keep_masks(self, inputs: torch.Tensor,
                    data_samples: List[DataSample]) -> torch.Tensor:
-        """The batch's keep masks as a ``(N, 1, H, W)`` bool tensor."""
+        """The batch's keep masks as a ``(N, 1, H, W)`` bool tensor.
+
+        A sample's mask covers its image (``img_shape``; the whole batch
+        when absent) at any resolution, e.g. the reduced one ``IrregularMask``
+        emits by default: it is resized nearest-neighbour on the device and,
+        when the image was padded bottom-right into the batch, padded with
+        "keep". Same-size masks of full-batch images take one transfer and
+        one resize.
+        """
         n, _, h, w = inputs.shape
-        masks = []
-        for i, sample in enumerate(data_samples):
-            mask = sample.get(self.mask_key)
-            if mask is None:
-                if self.mask_source is None:
-                    raise KeyError(
-                        f'MaskedSupervisedClassifier: sample {i} '
-                        f"({sample.get('img_path', 'no img_path')}) has no "
-                        f"'{self.mask_key}'. Add dict(type='IrregularMask') "
-                        'to the train pipeline and pack it with '
-                        f"PackInputs(algorithm_keys=('{self.mask_key}', )), "
-                        'or set model.mask_source=dict(ratio=...) to draw '
-                        'masks in the model.')
-                mask = 1 - self.mask_source.sample(h, w, self._rng())
-            masks.append(self._fit(np.asarray(mask, np.uint8), h, w,
-                                   sample.get('img_shape')))
-        keep = torch.from_numpy(np.stack(masks)).to(
-            inputs.device, non_blocking=True)
-        return keep.unsqueeze(1).bool()
+        masks = [self._sample_keep(i, s, h, w)
+                 for i, s in enumerate(data_samples)]
+        regions = [tuple(s.get('img_shape', (h, w))[:2]) for s in data_samples]
+        if len({m.shape for m in masks}) == 1 and all(
+                r == (h, w) for r in regions):
+            return self._to_device(np.stack(masks), inputs, (h, w))
+        keep = inputs.new_ones((n, 1, h, w), dtype=torch.bool)
+        for i, (mask, (rh, rw)) in enumerate(zip(masks, regions)):
+            rh, rw = min(rh, h), min(rw, w)
+            keep[i, :, :rh, :rw] = self._to_device(mask[None], inputs,
+                                                   (rh, rw))[0]
+        return keep
+
+    def _sample_keep(self, i: int, sample: DataSample, h: int,
+                     w: int) -> np.ndarray:
+        mask = sample.get(self.mask_key)
+        if mask is not None:
+            return np.asarray(mask, np.uint8)
+        if self.mask_source is None:
+            raise KeyError(
+                f'MaskedSupervisedClassifier: sample {i} '
+                f"({sample.get('img_path', 'no img_path')}) has no "
+                f"'{self.mask_key}'. Add dict(type='IrregularMask') "
+                'to the train pipeline and pack it with '
+                f"PackInputs(algorithm_keys=('{self.mask_key}', )), "
+                'or set model.mask_source=dict(ratio=...) to draw '
+                'masks in the model.')
+        return 1 - self.mask_source.sample(h, w, self._rng())
 
     @staticmethod
-    def _fit(mask: np.ndarray, h: int, w: int,
-             img_shape: Optional[Sequence[int]]) -> np.ndarray:
-        """Bring one mask to the batch size ``(h, w)``."""
-        if mask.shape == (h, w):
-            return mask
-        if img_shape is not None and mask.shape == tuple(img_shape[:2]) \
-                and mask.shape[0] <= h and mask.shape[1] <= w:
-            # The sample was padded bottom-right into the batch.
-            out = np.ones((h, w), np.uint8)
-            out[:mask.shape[0], :mask.shape[1]] = mask
-            return out
-        return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    def _to_device(masks: np.ndarray, inputs: torch.Tensor,
+                   size: Sequence[int]) -> torch.Tensor:
+        """``(N, h, w)`` uint8 masks -> ``(N, 1, *size)`` bool on the
+        inputs' device."""
+        keep = torch.from_numpy(masks).to(
+            inputs.device, non_blocking=True).unsqueeze(1)
+        if keep.shape[-2:] != tuple(size):
+            keep = F.interpolate(keep, size=tuple(size), mode='nearest')
+        return keep.bool()
 
     def mask_inputs(self, inputs: torch.Tensor,
                     keep: torch.Tensor) -> torch.Tensor:
         """``inputs`` with holes (``keep == 0``) set to ``fill``."""
-        if isinstance(self.fill, Number):
-            return inputs.masked_fill(~keep, self.fill)
-        fill = inputs.new_tensor(self.fill).view(1, -1, 1, 1)
+        fill = inputs.new_tensor(self.fill)
+        if fill.dim():
+            fill = fill.view(1, -1, 1, 1)
         return torch.where(keep, inputs, fill)
 
     def _branch_logits(self, inputs: torch.Tensor, masked: torch.Tensor):

@@ -73,6 +73,12 @@ Memory
       ``reset_peak_memory_stats()`` and ``max_memory_allocated()`` over the
       steps (peak); ``growth`` = peak - base.
 
+    On CPU each variant is measured a second time with glibc told to map
+    every block over 128 KiB on its own and to give freed memory back at
+    once (``mallopt`` M_MMAP_THRESHOLD / M_TRIM_THRESHOLD = 128 KiB): the
+    ``live`` growth, which follows the tensors alive at the peak instead of
+    the heap glibc keeps mapped after freeing them.
+
     The memory ratio of the targets is that of ``growth`` (the stricter one:
     the weights, the interpreter and the libraries, the same for both, are
     left out); the absolute peaks are reported too.
@@ -81,6 +87,7 @@ Memory
 """
 import argparse
 import copy
+import ctypes
 import json
 import logging
 import math
@@ -421,8 +428,24 @@ def _reset_hwm() -> bool:
         return False
 
 
-def measure_memory(name: str, args) -> dict:
+def _prompt_free() -> bool:
+    """Make glibc map every block over 128 KiB on its own and give freed
+    memory back at once, so RSS follows the live allocations."""
+    try:
+        libc = ctypes.CDLL('libc.so.6')
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = libc.mallopt(m_mmap_threshold, 128 * 1024) == 1
+    ok &= libc.mallopt(m_trim_threshold, 128 * 1024) == 1
+    libc.malloc_trim(0)
+    return bool(ok)
+
+
+def measure_memory(name: str, args, prompt_free: bool = False) -> dict:
     """Build one variant and measure its training memory (in a child)."""
+    if prompt_free and not _prompt_free():
+        raise RuntimeError('mallopt is not available (not glibc)')
     if args.threads:
         torch.set_num_threads(args.threads)
     init_default_scope('mmpretrain')
@@ -453,32 +476,41 @@ def measure_memory(name: str, args) -> dict:
                 growth_mib=(peak - base) / mib, method=method)
 
 
-def _memory_child(name, args, conn):
+def _memory_child(name, args, prompt_free, conn):
     try:
-        conn.send(measure_memory(name, args))
+        conn.send(measure_memory(name, args, prompt_free))
     except BaseException as e:  # report, never hang the parent
         conn.send(dict(error=f'{type(e).__name__}: {e}'))
     finally:
         conn.close()
 
 
+def _memory_in_child(ctx, name, args, prompt_free) -> dict:
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_memory_child,
+                       args=(name, args, prompt_free, send))
+    proc.start()
+    send.close()
+    try:
+        out = recv.recv()
+    except EOFError:
+        out = dict(error='child died')
+    proc.join()
+    if 'error' in out:
+        raise RuntimeError(f'memory measurement of {name} failed: '
+                           f"{out['error']}")
+    return out
+
+
 def memory_all(args) -> dict:
-    """Each variant in a fresh child process, one after the other."""
+    """Each variant in a fresh child process, one after the other; on CPU
+    once more with prompt-free malloc (the ``live`` figures)."""
     ctx = mp.get_context('fork' if args.device == 'cpu' else 'spawn')
-    out = {}
-    for name in TRAIN_VARIANTS:
-        recv, send = ctx.Pipe(duplex=False)
-        proc = ctx.Process(target=_memory_child, args=(name, args, send))
-        proc.start()
-        send.close()
-        try:
-            out[name] = recv.recv()
-        except EOFError:
-            out[name] = dict(error='child died')
-        proc.join()
-        if 'error' in out[name]:
-            raise RuntimeError(f'memory measurement of {name} failed: '
-                               f"{out[name]['error']}")
+    out = {name: _memory_in_child(ctx, name, args, False)
+           for name in TRAIN_VARIANTS}
+    if args.device == 'cpu':
+        for name in TRAIN_VARIANTS:
+            out[name]['live'] = _memory_in_child(ctx, name, args, True)
     return out
 
 
@@ -593,6 +625,10 @@ def run(args) -> dict:
             ratios[f'mem_peak_{mode}'] = _ratio(
                 v['memory']['peak_mib'],
                 train['baseline']['memory']['peak_mib'])
+            if 'live' in v['memory']:
+                ratios[f'mem_live_growth_{mode}'] = _ratio(
+                    v['memory']['live']['growth_mib'],
+                    train['baseline']['memory']['live']['growth_mib'])
     if inference is not None:
         ratios['inference'] = _ratio(inference['msl']['median_ms'],
                                      inference['baseline']['median_ms'])
@@ -657,6 +693,10 @@ def format_report(res: dict) -> str:
         lines.append(f"memory: {mem['method']}, {s['mem_steps']} steps per "
                      'variant in a fresh process; ratio = growth / '
                      "baseline's growth")
+        if 'live' in mem:
+            lines.append('live (prompt-free malloc) growth MiB: ' + ', '.join(
+                f"{n} {res['train'][n]['memory']['live']['growth_mib']:.0f}"
+                for n in TRAIN_VARIANTS))
     if res['inference']:
         lines += ['', f"{'inference':<14}{'median ms':>11}{'p25-p75 ms':>17}"
                   f"{'img/s':>9}{'ratio':>8}{'paired':>8}"]
