@@ -1,0 +1,182 @@
+"""Show the masks an MSL training pipeline draws.
+
+    python tools/visualize_masks.py CONFIG [--num 8] [--out masks.png] \
+        [--split train] [--seed 0] [--tile 128] [--cfg-options ...]
+
+Builds the dataset of ``{split}_dataloader`` with its own pipeline up to
+``PackInputs`` (so crops and flips happen as in training), takes the first
+``--num`` samples and writes one PNG grid with a column per sample and three
+rows: the clean image, the keep mask (white = kept, black = hole) and the
+masked image (holes filled with the pixel value the model's preprocessor
+maps to the MSL ``fill``, the dataset mean by default; grey 128 without
+normalisation). A pipeline without ``IrregularMask`` gets
+``IrregularMask(ratio='high')`` before packing (with a note); one with
+``apply=True`` is shown with ``apply=False`` (to get the mask).
+
+Layout (pixels): ``pad`` = 4 around every tile, a 96 px column of row names
+on the left, tiles ``--tile`` x ``--tile`` (each sample fitted inside,
+aspect kept, on white): the grid is ``3 * tile + 4 * pad`` high and
+``96 + num * tile + (num + 1) * pad`` wide.
+"""
+import argparse
+import os
+import os.path as osp
+from typing import Sequence
+
+import cv2
+import numpy as np
+from mmengine.config import Config, DictAction
+from mmengine.registry import DefaultScope
+from mmengine.runner import set_random_seed
+
+import mmmsl  # noqa: F401  (registers the MSL components)
+from mmmsl.apis.robustness import hole_fill_pixels
+
+PAD, LABEL_W = 4, 96
+ROWS = ('clean', 'keep mask', 'masked')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p.add_argument('config')
+    p.add_argument('--num', type=int, default=8, help='samples (columns)')
+    p.add_argument('--out', default='masks.png')
+    p.add_argument('--split', default='train',
+                   help='which {split}_dataloader to sample (default train)')
+    p.add_argument('--seed', type=int, default=0,
+                   help='seed of the random transforms and masks')
+    p.add_argument('--tile', type=int, default=128, help='tile side in px')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override config settings, key=value')
+    args = p.parse_args(argv)
+    if args.num < 1 or args.tile < 8:
+        p.error('--num must be >= 1 and --tile >= 8')
+    return args
+
+
+def _type(step: dict) -> str:
+    return str(step['type']).split('.')[-1]
+
+
+def mask_pipeline(pipeline: Sequence[dict]):
+    """The pipeline up to (without) ``PackInputs``, with an
+    ``IrregularMask`` that records its mask.
+
+    Returns:
+        tuple[list[dict], str, list[str]]: The steps, the mask's result key
+        and notes on what was changed.
+    """
+    steps, notes = [dict(s) for s in pipeline], []
+    pack = next((i for i, s in enumerate(steps)
+                 if _type(s) == 'PackInputs'), len(steps))
+    steps = steps[:pack]
+    masks = [s for s in steps if _type(s) == 'IrregularMask']
+    if not masks:
+        steps.append(dict(type='IrregularMask', ratio='high'))
+        notes.append("the pipeline has no IrregularMask: added "
+                     "IrregularMask(ratio='high') before packing")
+        masks = steps[-1:]
+    mask = masks[-1]
+    if mask.get('apply'):
+        mask['apply'] = False
+        notes.append('IrregularMask(apply=True) shown with apply=False')
+    return steps, mask.get('key', 'msl_mask'), notes
+
+
+def _to_bgr(img: np.ndarray) -> np.ndarray:
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return img[..., :3]
+
+
+def fit_tile(img: np.ndarray, tile: int) -> np.ndarray:
+    """``img`` fitted in a white ``tile`` x ``tile`` square (aspect kept;
+    nearest neighbour, so masks stay binary and small images sharp)."""
+    h, w = img.shape[:2]
+    scale = tile / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_NEAREST
+                       if scale >= 1 else cv2.INTER_AREA)
+    out = np.full((tile, tile, 3), 255, np.uint8)
+    y, x = (tile - nh) // 2, (tile - nw) // 2
+    out[y:y + nh, x:x + nw] = small.reshape(nh, nw, -1)
+    return out
+
+
+def masked_image(img: np.ndarray, keep: np.ndarray, fill) -> np.ndarray:
+    """Holes (``keep == 0``) of ``img`` set to ``fill`` (per channel)."""
+    fill = np.round(np.asarray(fill, np.float64)).astype(np.uint8)
+    return np.where(keep.astype(bool)[..., None], img, fill).astype(np.uint8)
+
+
+def make_grid(images: Sequence[np.ndarray], keeps: Sequence[np.ndarray],
+              fill, tile: int = 128) -> np.ndarray:
+    """The ``clean | keep mask | masked`` grid (see the module doc).
+
+    Args:
+        images (Sequence[np.ndarray]): BGR images ``(H, W, 3)``.
+        keeps (Sequence[np.ndarray]): Keep masks ``(H, W)``, 1 keep / 0 hole.
+        fill (float | Sequence[float]): Hole pixel value (BGR).
+        tile (int): Tile side.
+
+    Returns:
+        np.ndarray: ``(3 * tile + 4 * PAD, LABEL_W + N * tile + (N + 1) *
+        PAD, 3)`` uint8.
+    """
+    n = len(images)
+    grid = np.full((3 * tile + 4 * PAD, LABEL_W + n * tile + (n + 1) * PAD,
+                    3), 255, np.uint8)
+    for r, name in enumerate(ROWS):
+        y = PAD + r * (tile + PAD)
+        cv2.putText(grid, name, (6, y + tile // 2 + 5),
+                    cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_8)
+    for c, (img, keep) in enumerate(zip(images, keeps)):
+        img = _to_bgr(img)
+        keep = np.asarray(keep, np.uint8)
+        tiles = (img, cv2.cvtColor(keep * 255, cv2.COLOR_GRAY2BGR),
+                 masked_image(img, keep, fill))
+        x = LABEL_W + PAD + c * (tile + PAD)
+        for r, t in enumerate(tiles):
+            y = PAD + r * (tile + PAD)
+            grid[y:y + tile, x:x + tile] = fit_tile(t, tile)
+    return grid
+
+
+def sample(cfg: Config, split: str, num: int, seed: int):
+    """The first ``num`` samples' images and keep masks, and notes."""
+    from mmpretrain.registry import DATASETS
+    dataset_cfg = dict(cfg[f'{split}_dataloader'].dataset)
+    steps, key, notes = mask_pipeline(dataset_cfg.get('pipeline', []))
+    dataset_cfg['pipeline'] = steps
+    set_random_seed(seed)
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dataset = DATASETS.build(dataset_cfg)
+        results = [dataset[i] for i in range(min(num, len(dataset)))]
+    return [r['img'] for r in results], [r[key] for r in results], notes
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    images, keeps, notes = sample(cfg, args.split, args.num, args.seed)
+    for note in notes:
+        print(f'Note: {note}')
+    fill = hole_fill_pixels(cfg)
+    grid = make_grid(images, keeps, 128 if fill is None else fill, args.tile)
+    removed = [1 - float(np.mean(k)) for k in keeps]
+    print('removed: ' + ' '.join(f'{r:.0%}' for r in removed))
+    if osp.dirname(args.out):
+        os.makedirs(osp.dirname(args.out), exist_ok=True)
+    cv2.imwrite(args.out, grid)
+    print(f'Wrote {args.out} ({grid.shape[1]}x{grid.shape[0]}, '
+          f'{len(images)} samples)')
+    return grid
+
+
+if __name__ == '__main__':
+    main()
