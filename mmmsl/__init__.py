@@ -6,6 +6,7 @@ mmengine checkpoints loadable with torch's ``weights_only=True``.
 """
 from . import compat  # noqa: F401  (safe checkpoint loading, first)
 from .datasets import *  # noqa: F401,F403
+from .engine import *  # noqa: F401,F403
 from .evaluation import *  # noqa: F401,F403
 from .models import *  # noqa: F401,F403
 from .version import __version__

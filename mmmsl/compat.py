@@ -15,13 +15,19 @@ exactly the globals those checkpoints need:
   ``HistoryBuffer`` and refuses every other attribute.
 
 Anything else (e.g. ``os.system`` or ``builtins.eval`` smuggled into a
-checkpoint) is still refused by torch.
+checkpoint) is still refused by torch. mmengine's loader of local files is
+wrapped (:func:`load_from_local`) so that a refused or truncated checkpoint
+fails with a message naming the file and what to do, instead of torch's
+advice to allow-list the offending global.
 """
 import pickle
+import re
 
 import numpy as np
 import torch
 from mmengine.logging import HistoryBuffer
+from mmengine.runner.checkpoint import CheckpointLoader
+from mmengine.runner.checkpoint import load_from_local as _mmengine_local
 
 _DEFAULT_STATISTICS = ('min', 'max', 'mean', 'current')
 
@@ -71,4 +77,63 @@ def register_safe_globals() -> bool:
     return True
 
 
+def load_from_local(filename: str, map_location=None):
+    """mmengine's local checkpoint loader with clear errors.
+
+    Raises:
+        FileNotFoundError: ``filename`` does not exist.
+        pickle.UnpicklingError: The file holds a global outside torch's and
+            this module's allow-list (nothing of it was executed).
+        RuntimeError: The file is truncated or not a torch checkpoint.
+    """
+    try:
+        return _mmengine_local(filename, map_location)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(
+            f'Checkpoint {filename} not found. If --resume found it in '
+            'WORK_DIR/last_checkpoint, it was deleted (mmengine\'s plain '
+            'CheckpointHook with max_keep_ckpts deletes the old checkpoint '
+            'before saving the new one): pass --resume PATH of an existing '
+            'checkpoint, or use AtomicCheckpointHook.') from e
+    except pickle.UnpicklingError as e:
+        found = re.search(r'GLOBAL (\S+)', str(e))
+        if found is None:  # a bad opcode: garbage or a crafted stream
+            raise pickle.UnpicklingError(
+                f'Refused to load checkpoint {filename}: it is corrupt, not '
+                'a torch checkpoint, or holds something '
+                'torch.load(weights_only=True) does not allow; nothing in it '
+                f'was executed ({_weights_only_reason(e)})') from e
+        raise pickle.UnpicklingError(
+            f'Refused to load checkpoint {filename}: it holds the global '
+            f'{found.group(1)}, which torch.load(weights_only=True) does not '
+            'allow (mmmsl.compat allow-lists only what mmengine checkpoints '
+            'need). Nothing in it was executed. Do not allow-list it or load '
+            'it with weights_only=False unless you trust where the file '
+            'comes from.') from e
+    except (RuntimeError, EOFError, KeyError) as e:
+        text = str(e)
+        if isinstance(e, RuntimeError) and not any(
+                s in text for s in ('PytorchStreamReader', 'zip archive',
+                                    'central directory', 'magic number')):
+            raise
+        raise RuntimeError(
+            f'Checkpoint {filename} is truncated or not a torch checkpoint '
+            f'({type(e).__name__}: {text.splitlines()[0] if text else ""}). '
+            'A run killed while saving with mmengine\'s plain CheckpointHook '
+            'leaves such a file: delete it and resume from the previous '
+            'checkpoint (AtomicCheckpointHook never leaves one).') from e
+
+
+def _weights_only_reason(e: Exception) -> str:
+    """The part of torch's weights_only message that says what failed."""
+    text = str(e)
+    tag = 'WeightsUnpickler error:'
+    if tag in text:
+        text = text[text.index(tag) + len(tag):]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
 register_safe_globals()
+CheckpointLoader.register_scheme(prefixes='', loader=load_from_local,
+                                 force=True)

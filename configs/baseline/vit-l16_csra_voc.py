@@ -18,9 +18,9 @@ model = dict(
                       prefix='backbone')),
     head=dict(in_channels=1024, num_heads=1, lam=0.3))
 # Optimiser and schedule: the ResNet recipe's (SGD lr 0.01, head x10,
-# momentum 0.9, wd 1e-4, warm-up 2 epochs, x0.1 steps), inherited unchanged.
-# UNVERIFIED for ViT: the learning rate of the authors' ViT runs could not be
-# checked when this config was written; confirm it before a long run.
+# momentum 0.9, wd 1e-4, warm-up 2 epochs, x0.1 steps), inherited unchanged:
+# the authors' training notes run their ViTs with the same script defaults
+# (no --lr), batch 6.
 # ViTs take [-1, 1] inputs.
 data_preprocessor = dict(mean=[127.5] * 3, std=[127.5] * 3, to_rgb=True)
 

@@ -10,7 +10,7 @@ model = dict(
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='CropPersonBox'),
-    dict(type='RandomResizedCrop', scale=224, crop_ratio_range=(0.7, 1.0)),
+    dict(type='Resize', scale=(224, 224)),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(type='IrregularMask', ratio='high'),
     dict(type='PackInputs', algorithm_keys=('msl_mask', )),

@@ -112,6 +112,13 @@ class IrregularMask(BaseTransform):
         if img.ndim == 3:
             keep = keep[..., None]
         fill = np.asarray(self.fill, dtype=img.dtype)
+        channels = img.shape[2] if img.ndim == 3 else 1
+        if fill.size not in (1, channels):
+            raise ValueError(
+                f'IrregularMask: fill={self.fill} has {fill.size} values but '
+                f"image {results.get('img_path', '')} has {channels} "
+                'channel(s); load images with LoadImageFromFile\'s default '
+                "color_type='color' (3 channels) or give one fill value")
         results['img'] = np.where(keep, img, fill).astype(img.dtype)
         return results
 

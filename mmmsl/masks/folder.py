@@ -21,13 +21,19 @@ def read_hole_mask(path: str, invert: bool = False) -> np.ndarray:
     """
     img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
     if img is None:
-        raise ValueError(f'Mask file {path} cannot be read as an image')
+        raise ValueError(f'Mask file {path} cannot be read as an image '
+                         '(missing, unreadable, truncated or not an image): '
+                         'remove or replace it')
     hole = img > 127
     return (~hole if invert else hole).astype(np.uint8)
 
 
 def list_mask_files(folder: str) -> List[str]:
     """Sorted image files directly under (or below) ``folder``."""
+    if osp.isfile(folder):
+        raise NotADirectoryError(
+            f'Mask folder {folder} is a file; source=\'folder\' needs a '
+            "folder of mask images (a bank .npz file is source='bank')")
     if not osp.isdir(folder):
         raise FileNotFoundError(f'Mask folder {folder} does not exist')
     files = sorted(
@@ -78,5 +84,6 @@ def load_mask_folder(
             f'Mask folder {folder} holds no mask with a hole ratio in '
             f'(lo, hi] = {bounds} (ratio={ratio!r}); its {len(all_ratios)} '
             f'masks range from {min(all_ratios):.3f} to '
-            f'{max(all_ratios):.3f}')
+            f'{max(all_ratios):.3f}' +
+            (f' (measured at {size}x{size})' if size is not None else ''))
     return holes, np.asarray(ratios), kept

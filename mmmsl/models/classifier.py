@@ -1,4 +1,5 @@
 """The MSL classifier: an ImageClassifier trained as a Siamese pair."""
+import math
 from numbers import Number
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -89,11 +90,16 @@ class MaskedSupervisedClassifier(ImageClassifier):
                  class_reduction: str = 'sum',
                  mask_source: Optional[dict] = None,
                  **kwargs):
-        alpha = tuple(float(a) for a in alpha)
-        if len(alpha) != 3 or min(alpha) < 0 or not any(alpha):
-            raise ValueError(f'MaskedSupervisedClassifier: alpha={alpha} '
-                             'must be three non-negative weights (a1, a2, '
-                             'a3), not all zero')
+        given = alpha
+        try:
+            alpha = tuple(float(a) for a in alpha)
+        except (TypeError, ValueError):
+            alpha = ()
+        if len(alpha) != 3 or not all(
+                math.isfinite(a) and a >= 0 for a in alpha) or not any(alpha):
+            raise ValueError(f'MaskedSupervisedClassifier: alpha={given!r} '
+                             'must be three finite non-negative weights (a1, '
+                             'a2, a3), not all zero')
         if forward_mode not in FORWARD_MODES:
             raise ValueError(f'MaskedSupervisedClassifier: forward_mode='
                              f'{forward_mode!r} not in {FORWARD_MODES}')
