@@ -25,6 +25,25 @@ def test_records_binary_keep_mask_sized_to_image(tmp_path):
     assert res['img'].min() > 0  # the image itself is untouched
 
 
+def test_bank_mask_of_a_larger_image_is_recorded_reduced():
+    kw = dict(type='IrregularMask', ratio='high', bank_size=20, bank_res=32,
+              seed=3)
+    reduced = TRANSFORMS.build(kw)
+    assert reduced.mask_size(32, 32) == (32, 32)  # not larger: full size
+    assert reduced.mask_size(100, 64) == (25, 16)  # f = ceil(100 / 32) = 4
+    m = reduced(_results(100, 64))['msl_mask']
+    assert m.shape == (25, 16) and set(np.unique(m)) <= {0, 1}
+    full = TRANSFORMS.build(dict(kw, full_size=True))(
+        _results(100, 64))['msl_mask']
+    assert full.shape == (100, 64)
+    # apply=True always masks the image at its own size.
+    out = TRANSFORMS.build(dict(kw, apply=True))(_results(100, 64))['img']
+    assert out.shape == (100, 64, 3) and 0.45 < (out == 0).all(-1).mean()
+    # Procedural masks are drawn at the image size.
+    proc = TRANSFORMS.build(dict(kw, source='procedural'))
+    assert proc.mask_size(100, 64) == (100, 64)
+
+
 @pytest.mark.parametrize('source', ['procedural', 'bank'])
 def test_seed_fixes_mask_per_sample(source):
     kw = dict(ratio='high', source=source, seed=5, bank_size=20,

@@ -136,6 +136,9 @@ def make_grid(images: Sequence[np.ndarray], keeps: Sequence[np.ndarray],
     for c, (img, keep) in enumerate(zip(images, keeps)):
         img = _to_bgr(img)
         keep = np.asarray(keep, np.uint8)
+        if keep.shape != img.shape[:2]:  # a reduced mask: as the model does
+            keep = cv2.resize(keep, img.shape[1::-1],
+                              interpolation=cv2.INTER_NEAREST)
         tiles = (img, cv2.cvtColor(keep * 255, cv2.COLOR_GRAY2BGR),
                  masked_image(img, keep, fill))
         x = LABEL_W + PAD + c * (tile + PAD)

@@ -15,12 +15,19 @@ class IrregularMask(BaseTransform):
     """Sample an irregular binary mask for the current image.
 
     The mask is a free-form hole mask as in the Irregular Mask dataset used
-    for inpainting, sized to the image at this point of the pipeline (put
+    for inpainting, covering the image at this point of the pipeline (put
     the transform after the crop and flip so the masked image keeps the
     clean one's layout). By default it is only recorded, for
-    :class:`mmmsl.models.MaskedSupervisedClassifier` to apply on the device
-    to the normalised batch; pack it with
+    :class:`mmmsl.models.MaskedSupervisedClassifier` to resize and apply on
+    the device to the normalised batch; pack it with
     ``PackInputs(algorithm_keys=('msl_mask', ))``.
+
+    The recorded mask is ``(H, W)`` uint8, 1 keep / 0 hole, except that a
+    bank or folder mask for an image larger than the bank's masks (side S,
+    ``bank_res``) is recorded at ``(ceil(H / f), ceil(W / f))`` with
+    ``f = ceil(max(H, W) / S)``: the same mask, which the model upsamples
+    (nearest) on the device, at a fraction of the loader's cost. Set
+    ``full_size=True`` to always get ``(H, W)``.
 
     **Required Keys:** ``img``, ``sample_idx`` (only with ``seed``)
 
@@ -57,6 +64,9 @@ class IrregularMask(BaseTransform):
         bank_seed (int): Seed of the cached procedural bank (use another for
             held-out evaluation masks). Defaults to 0.
         invert (bool): For ``source='folder'``: black = hole.
+        full_size (bool): Always record the mask at the image size (see
+            above). ``apply=True`` always works at the image size.
+            Defaults to False.
     """
 
     def __init__(self,
@@ -71,7 +81,8 @@ class IrregularMask(BaseTransform):
                  bank_size: int = 1000,
                  bank_res: int = 256,
                  bank_seed: int = 0,
-                 invert: bool = False):
+                 invert: bool = False,
+                 full_size: bool = False):
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f'IrregularMask: prob={prob!r} not in [0, 1]')
         self.ratio = parse_ratio(ratio)
@@ -89,7 +100,16 @@ class IrregularMask(BaseTransform):
         self.apply = apply
         self.fill = fill
         self.key = key
+        self.full_size = full_size
         self._rng = ProcessRNG(seed)
+
+    def mask_size(self, h: int, w: int) -> tuple:
+        """Shape of the mask recorded for an ``h`` x ``w`` image."""
+        side = getattr(self.source, 'size', None)  # a bank's mask side
+        if self.apply or self.full_size or not side or max(h, w) <= side:
+            return h, w
+        f = -(-max(h, w) // side)
+        return -(-h // f), -(-w // f)
 
     def _rng_for(self, results: dict) -> np.random.Generator:
         if self.seed is not None and results.get('sample_idx') is not None:
@@ -99,7 +119,7 @@ class IrregularMask(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        h, w = img.shape[:2]
+        h, w = self.mask_size(*img.shape[:2])
         rng = self._rng_for(results)
         if self.prob < 1.0 and rng.random() >= self.prob:
             keep = np.ones((h, w), np.uint8)

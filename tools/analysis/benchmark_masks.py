@@ -17,7 +17,13 @@ numpy/cv2/torch are imported, then ``torch.set_num_threads(1)`` and
      layout; drawn procedurally, since the dataset is not downloaded),
      loaded once into a bank by the transform;
    * ``bank``: the cached procedural bank (``--bank-size`` masks of
-     ``--bank-res`` px, built on first use into ``$MMMSL_CACHE``).
+     ``--bank-res`` px, built on first use into ``$MMMSL_CACHE``), the
+     default: for an image larger than the bank's masks the mask is
+     recorded at a reduced size that the model upsamples on the device;
+   * ``bank-full``: the same with ``full_size=True`` (the mask resized to
+     the image in the loader).
+
+   Folder masks are reduced like bank masks (they are loaded into a bank).
 
    The transform's build time (bank load, folder read) is reported apart,
    and the mean removed fraction of 50 produced masks as a sanity check.
@@ -59,7 +65,7 @@ import mmmsl  # noqa: F401, E402  (registers IrregularMask)
 from mmmsl.masks import MaskBank, hole_ratio, irregular_masks  # noqa: E402
 from mmmsl.masks.ratio import parse_ratio  # noqa: E402
 
-SOURCES = ('procedural', 'folder', 'bank')
+SOURCES = ('procedural', 'folder', 'bank', 'bank-full')
 STEPS = ('LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip',
          'IrregularMask', 'PackInputs')
 
@@ -147,6 +153,8 @@ def build_mask_transform(source: str, args, folder: str):
     from mmpretrain.registry import TRANSFORMS
     cfg = dict(type='IrregularMask', ratio='high', source=source,
                bank_size=args.bank_size, bank_res=args.bank_res)
+    if source == 'bank-full':
+        cfg.update(source='bank', full_size=True)
     if source == 'folder':
         cfg['path'] = folder
     return TRANSFORMS.build(cfg)
@@ -172,6 +180,7 @@ def mask_rate(transform, size: int, n: int) -> dict:
         transform(results)
     elapsed = time.perf_counter() - t0
     return dict(masks_per_s=n / elapsed, us_per_mask=elapsed / n * 1e6,
+                mask_shape=list(transform.mask_size(size, size)),
                 mean_removed=float(np.mean(ratios)),
                 min_removed=float(np.min(ratios)),
                 max_removed=float(np.max(ratios)))
@@ -203,7 +212,8 @@ def pipeline_share(mask_transforms: dict, size: int, n: int, jpeg: str,
                 dt = time.perf_counter() - t0
                 if i >= 0:
                     times[source][step].append(dt)
-            assert results['data_samples'].msl_mask.shape == (size, size)
+            assert results['data_samples'].msl_mask.shape == \
+                pipeline[3].mask_size(size, size)
     out = {}
     for source, steps in times.items():
         us = {step: statistics.fmean(t) * 1e6 for step, t in steps.items()}
@@ -239,7 +249,8 @@ def run(args) -> dict:
 
         transforms, build = {}, {}
         for source in args.sources:
-            was_cached = source == 'bank' and cached_bank_exists(args)
+            was_cached = source.startswith('bank') and cached_bank_exists(
+                args)
             t0 = time.perf_counter()
             transforms[source] = build_mask_transform(source, args, folder)
             build[source] = dict(build_s=time.perf_counter() - t0)
@@ -247,7 +258,7 @@ def run(args) -> dict:
             if isinstance(src, MaskBank):
                 build[source].update(bank_masks=len(src),
                                      bank_res=src.size)
-            if source == 'bank':
+            if source.startswith('bank'):
                 build[source]['was_cached'] = was_cached
             if source == 'folder':
                 build[source].update(files=args.folder_count,
@@ -302,13 +313,14 @@ def format_report(res: dict) -> str:
             + (' (cached)' if v.get('was_cached') else '')
             for k, v in res['build'].items()), '',
         f"{'IrregularMask':<14}{'size':>6}{'masks/s':>10}{'us/mask':>10}"
-        f"{'removed % (mean, min-max)':>30}",
+        f"{'mask':>10}{'removed % (mean, min-max)':>30}",
     ]
     for size, per in res['rates'].items():
         for source, r in per.items():
             lines.append(
                 f"{source:<14}{size:>6}{r['masks_per_s']:>10.0f}"
                 f"{r['us_per_mask']:>10.1f}"
+                f"{'x'.join(map(str, r['mask_shape'])):>10}"
                 f"{100 * r['mean_removed']:>16.1f}  "
                 f"({100 * r['min_removed']:.1f}-"
                 f"{100 * r['max_removed']:.1f})")
