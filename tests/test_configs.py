@@ -98,9 +98,11 @@ def test_config_builds(path, roots):
         assert item['inputs'].ndim == 3
         has_mask = item['data_samples'].get('msl_mask') is not None
         assert has_mask == (is_msl and name == 'train_dataloader')
-        if has_mask:
-            assert item['data_samples'].msl_mask.shape == \
-                tuple(item['inputs'].shape[1:])
+        if has_mask:  # the image's size, or 1/f of it (f = 2 at 448 px)
+            (mh, mw), (h, w) = (item['data_samples'].msl_mask.shape,
+                                item['inputs'].shape[1:])
+            f = -(-max(h, w) // max(mh, mw))
+            assert (mh, mw) == (-(-h // f), -(-w // f)) and f <= 2
         # unspecified WIDER attributes ignored in the loss: -1 targets, which
         # only IgnoreAwareBCELoss may see
         ignore = ds_cfg.get('unspecified') == 'ignore'

@@ -30,7 +30,7 @@ from mmengine.config import DictAction
 
 import mmmsl  # noqa: F401  (registers the MSL components)
 from mmmsl.apis import MultiLabelInferencer, expand_inputs, load_thresholds
-from mmmsl.apis.inference import parse_mask_ratio
+from mmmsl.apis.inference import parse_mask_ratio, to_bgr_uint8
 from mmmsl.apis.robustness import EVAL_MASK_SEED
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
@@ -92,22 +92,12 @@ def print_table(records: Sequence[dict], file=sys.stdout) -> None:
               file=file)
 
 
-def _to_bgr(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2 or img.shape[2] == 1:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR) if img.shape[2] == 4 \
-        else img
-
-
 def draw_panel(img: np.ndarray, title: str, labels: List[dict],
                min_side: int = 256) -> np.ndarray:
     """The image, upscaled to at least ``min_side`` px (nearest neighbour,
     so small images stay sharp), above a white band listing ``title`` and
     the labels with their scores."""
-    img = _to_bgr(img)
+    img = to_bgr_uint8(img)
     h, w = img.shape[:2]
     scale = max(1.0, min_side / min(h, w))
     if scale > 1:

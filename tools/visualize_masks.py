@@ -30,6 +30,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import set_random_seed
 
 import mmmsl  # noqa: F401  (registers the MSL components)
+from mmmsl.apis.inference import to_bgr_uint8
 from mmmsl.apis.robustness import hole_fill_pixels
 
 PAD, LABEL_W = 4, 96
@@ -83,15 +84,6 @@ def mask_pipeline(pipeline: Sequence[dict]):
     return steps, mask.get('key', 'msl_mask'), notes
 
 
-def _to_bgr(img: np.ndarray) -> np.ndarray:
-    img = np.asarray(img)
-    if img.dtype != np.uint8:
-        img = np.clip(img, 0, 255).astype(np.uint8)
-    if img.ndim == 2 or img.shape[2] == 1:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
-    return img[..., :3]
-
-
 def fit_tile(img: np.ndarray, tile: int) -> np.ndarray:
     """``img`` fitted in a white ``tile`` x ``tile`` square (aspect kept;
     nearest neighbour, so masks stay binary and small images sharp)."""
@@ -134,7 +126,7 @@ def make_grid(images: Sequence[np.ndarray], keeps: Sequence[np.ndarray],
         cv2.putText(grid, name, (6, y + tile // 2 + 5),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_8)
     for c, (img, keep) in enumerate(zip(images, keeps)):
-        img = _to_bgr(img)
+        img = to_bgr_uint8(img)
         keep = np.asarray(keep, np.uint8)
         if keep.shape != img.shape[:2]:  # a reduced mask: as the model does
             keep = cv2.resize(keep, img.shape[1::-1],

@@ -26,6 +26,7 @@ import warnings
 from typing import (Callable, Dict, Iterator, List, Optional, Sequence,
                     Tuple, Union)
 
+import cv2
 import numpy as np
 import torch
 from mmengine.config import Config
@@ -59,6 +60,18 @@ def parse_mask_ratio(text: str) -> Union[str, Tuple[float, float]]:
         raise ValueError(
             f'mask ratio {text!r}: expected high, low or LO,HI') from None
     return (lo, hi)
+
+
+def to_bgr_uint8(img: np.ndarray) -> np.ndarray:
+    """``img`` as a 3-channel uint8 BGR image (grey and BGRA converted,
+    other dtypes clipped to 0..255), for drawing."""
+    img = np.asarray(img)
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2 or img.shape[2] == 1:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2BGR) if img.shape[2] == 4 \
+        else img
 
 
 def is_image_file(path: str) -> bool:
