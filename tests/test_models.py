@@ -123,7 +123,8 @@ def test_masking_uses_the_sample_masks_and_fill():
     k = keep.expand_as(inputs)
     assert torch.equal(masked[k], inputs[k])
     assert (masked[~k] == -3.0).all()
-    msl.fill = [1.0, 2.0, 3.0]
+    msl, _ = build_pair(fill=[1.0, 2.0, 3.0])
+    assert 'fill' not in ''.join(msl.state_dict())  # keys stay the plain's
     per_channel = msl.mask_inputs(inputs, keep)
     for c in range(3):
         assert (per_channel[:, c][~keep[:, 0]] == c + 1).all()

@@ -116,6 +116,12 @@ class MaskedSupervisedClassifier(ImageClassifier):
         self.consistency = MODELS.build(consistency)
         self.mask_key = mask_key
         self.fill = fill
+        # The hole value(s) on the model's device, so masking copies nothing
+        # from the host (not in the state dict: keys stay ImageClassifier's).
+        self.register_buffer(
+            '_fill', torch.tensor(fill, dtype=torch.float32).view(
+                1, -1, 1, 1) if not isinstance(fill, Number) else
+            torch.tensor(float(fill)), persistent=False)
         self.forward_mode = forward_mode
         self.class_reduction = class_reduction
         self.mask_source = (None if mask_source is None else
@@ -168,8 +174,10 @@ class MaskedSupervisedClassifier(ImageClassifier):
                    size: Sequence[int]) -> torch.Tensor:
         """``(N, h, w)`` uint8 masks -> ``(N, 1, *size)`` bool on the
         inputs' device."""
-        keep = torch.from_numpy(masks).to(
-            inputs.device, non_blocking=True).unsqueeze(1)
+        keep = torch.from_numpy(masks)
+        if inputs.is_cuda:  # an asynchronous copy needs page-locked memory
+            keep = keep.pin_memory()
+        keep = keep.to(inputs.device, non_blocking=True).unsqueeze(1)
         if keep.shape[-2:] != tuple(size):
             keep = F.interpolate(keep, size=tuple(size), mode='nearest')
         return keep.bool()
@@ -177,10 +185,8 @@ class MaskedSupervisedClassifier(ImageClassifier):
     def mask_inputs(self, inputs: torch.Tensor,
                     keep: torch.Tensor) -> torch.Tensor:
         """``inputs`` with holes (``keep == 0``) set to ``fill``."""
-        fill = inputs.new_tensor(self.fill)
-        if fill.dim():
-            fill = fill.view(1, -1, 1, 1)
-        return torch.where(keep, inputs, fill)
+        return torch.where(keep, inputs,
+                           self._fill.to(inputs.device, inputs.dtype))
 
     def _branch_logits(self, inputs: torch.Tensor, masked: torch.Tensor):
         if self.forward_mode == 'concat':
