@@ -1,8 +1,10 @@
 """Training-loop safety: atomic checkpoints and early, named errors."""
 from .checkpoint import AtomicCheckpointHook, AtomicLocalBackend, atomic_write
 from .hooks import FiniteLossHook, NumClassesCheckHook
+from .layout import ChannelsLastHook, to_channels_last
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'atomic_write',
-    'FiniteLossHook', 'NumClassesCheckHook'
+    'FiniteLossHook', 'NumClassesCheckHook', 'ChannelsLastHook',
+    'to_channels_last'
 ]

@@ -109,6 +109,7 @@ from mmengine.registry import init_default_scope
 
 warnings.filterwarnings('ignore', message='Fail to import')  # mmcv-lite
 import mmmsl  # noqa: F401, E402  (registers the MSL components)
+from mmmsl.engine import to_channels_last  # noqa: E402
 from mmmsl.masks import MaskBank  # noqa: E402
 
 MSL_TYPE = 'MaskedSupervisedClassifier'
@@ -293,17 +294,7 @@ def build_model(model_cfg: dict, args):
     if args.device == 'cuda':
         model = model.cuda()
     if args.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-        pre = model.data_preprocessor
-        forward = pre.forward
-
-        def channels_last_forward(data, training=False):
-            out = forward(data, training)
-            out['inputs'] = out['inputs'].contiguous(
-                memory_format=torch.channels_last)
-            return out
-
-        pre.forward = channels_last_forward
+        to_channels_last(model)  # what ChannelsLastHook does
     model.train()
     return model
 
