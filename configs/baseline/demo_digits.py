@@ -1,7 +1,7 @@
 # Baseline of the offline demo (configs/msl/demo_digits.py): a slim
 # ResNet-18 + CSRA trained from scratch on 64 px canvases of overlapping
 # handwritten digits (DigitsMultiLabel, generated from scikit-learn's digits
-# on first use; no download). About 6 minutes on 2 CPU cores (MSL: 13).
+# on first use; no download). A few minutes on 2 CPU cores (MSL about 2x).
 _base_ = ['mmpretrain::_base_/default_runtime.py']
 custom_imports = dict(imports=['mmmsl'], allow_failed_imports=False)
 
