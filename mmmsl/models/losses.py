@@ -7,6 +7,14 @@ import torch.nn.functional as F
 from mmpretrain.models.losses.utils import weight_reduce_loss
 from mmpretrain.registry import MODELS
 
+REDUCTIONS = ('none', 'mean', 'sum')
+
+
+def _check_reduction(owner: str, reduction: str) -> None:
+    if reduction not in REDUCTIONS:
+        raise ValueError(
+            f'{owner}: reduction={reduction!r} not in {REDUCTIONS}')
+
 
 @MODELS.register_module()
 class LabelConsistencyLoss(nn.Module):
@@ -37,9 +45,7 @@ class LabelConsistencyLoss(nn.Module):
                  reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__()
-        if reduction not in ('none', 'mean', 'sum'):
-            raise ValueError(f'LabelConsistencyLoss: reduction={reduction!r}'
-                             " not in ('none', 'mean', 'sum')")
+        _check_reduction('LabelConsistencyLoss', reduction)
         self.use_sigmoid = use_sigmoid
         self.reduction = reduction
         self.loss_weight = loss_weight
@@ -109,9 +115,7 @@ class IgnoreAwareBCELoss(nn.Module):
         if not use_sigmoid:
             raise ValueError('IgnoreAwareBCELoss is a sigmoid loss: '
                              'use_sigmoid must be True')
-        if reduction not in ('none', 'mean', 'sum'):
-            raise ValueError(f'IgnoreAwareBCELoss: reduction={reduction!r} '
-                             "not in ('none', 'mean', 'sum')")
+        _check_reduction('IgnoreAwareBCELoss', reduction)
         self.reduction = reduction
         self.loss_weight = loss_weight
 
