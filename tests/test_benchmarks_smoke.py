@@ -45,12 +45,15 @@ def _positive(x):
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
-def test_benchmark_train_cli(tmp_path):
+@pytest.mark.parametrize('malloc', ['reuse', 'default'])
+def test_benchmark_train_cli(tmp_path, malloc):
     res, stdout = _run_tool('benchmark_train', [
         '--preset', 'r18-csra', '--batch-size', '2', '--img-size', '32',
         '--iters', '2', '--warmup', '1', '--mem-steps', '1', '--device',
-        'cpu', '--threads', '1'
+        'cpu', '--threads', '1', '--malloc', malloc
     ], tmp_path)
+    assert res['settings']['malloc'] == malloc
+    assert f'malloc {malloc}' in stdout
     assert res['settings']['img_size'] == 32
     assert res['settings']['num_classes'] == 20
     for name in ('baseline', 'msl-two_pass', 'msl-concat'):

@@ -57,5 +57,9 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20),
     checkpoint=dict(type='AtomicCheckpointHook', interval=10,
                     max_keep_ckpts=1))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='NumClassesCheckHook')]
+custom_hooks = [
+    dict(type='FiniteLossHook'),
+    dict(type='NumClassesCheckHook'),
+    dict(type='ReuseFreedMemoryHook'),
+]
 randomness = dict(seed=0)

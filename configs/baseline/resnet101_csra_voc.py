@@ -36,4 +36,8 @@ train_cfg = dict(by_epoch=True, max_epochs=60, val_interval=1)
 # Atomic checkpoint writes, a named error on a non-finite loss term, and a
 # head/dataset class-count check before the first iteration (mmmsl.engine).
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
-custom_hooks = [dict(type='FiniteLossHook'), dict(type='NumClassesCheckHook')]
+custom_hooks = [
+    dict(type='FiniteLossHook'),
+    dict(type='NumClassesCheckHook'),
+    dict(type='ReuseFreedMemoryHook'),
+]

@@ -26,8 +26,9 @@ class MaskBank:
 
     Sampling draws a mask and a random crop of it (kept only if the crop's
     hole ratio stays in the bank's range), applies one of the 8 square
-    symmetries (90-degree turns and mirrors), and resizes it nearest-neighbour to the requested size, so a
-    bank of 1,000 masks gives far more distinct masks than it stores.
+    symmetries (90-degree turns and mirrors), and resizes it
+    nearest-neighbour to the requested size, so a bank of 1,000 masks gives
+    far more distinct masks than it stores.
 
     Args:
         holes (np.ndarray): ``(N, S, S)`` hole masks, non-zero = hole.
@@ -147,19 +148,22 @@ class MaskBank:
         90-degree turns and mirrors) are applied to the crop before the one
         nearest-neighbour resize, so no full-size temporary is made.
         """
-        transpose = bool(rng.integers(2))
-        flip = _FLIP_CODES[int(rng.integers(4))]
-        hole = self.holes[rng.integers(len(self))]
+        # One draw for all six choices: a generator call costs as much as
+        # the rest of the arithmetic here.
+        u = rng.random(6)
+        transpose = u[0] < 0.5
+        flip = _FLIP_CODES[int(u[1] * 4)]
+        hole = self.holes[int(u[2] * len(self))]
         # The crop is taken in the stored orientation: (th, tw) is the
         # requested shape before the transpose.
         th, tw = (width, height) if transpose else (height, width)
         s = self.size
-        side = int(s * rng.uniform(self.crop_scale, 1.0))
+        side = int(s * (self.crop_scale + (1.0 - self.crop_scale) * u[3]))
         if th >= tw:
             ch, cw = side, max(1, int(round(side * tw / th)))
         else:
             ch, cw = max(1, int(round(side * th / tw))), side
-        y0, x0 = int(rng.integers(s - ch + 1)), int(rng.integers(s - cw + 1))
+        y0, x0 = int(u[4] * (s - ch + 1)), int(u[5] * (s - cw + 1))
         crop = hole[y0:y0 + ch, x0:x0 + cw]
         if in_range(np.count_nonzero(crop) / crop.size, *self.ratio):
             hole = crop

@@ -52,6 +52,13 @@ Timing
     comes and goes) the paired one is the robust estimate, because the two
     steps it compares ran back to back.
 
+    Host memory: with ``--malloc reuse`` (default) the process first calls
+    :func:`mmmsl.engine.reuse_freed_memory`, as ``ReuseFreedMemoryHook``
+    (in every mmmsl config) does in training, so a step reuses the memory
+    the previous one freed; ``--malloc default`` keeps glibc's settings,
+    under which each CPU step page-faults its activations afresh, a cost
+    that grows faster than the memory a step holds at once.
+
 Memory
     Each variant's memory is measured in its own fresh child process (forked
     on CPU before this process runs any model, spawned on CUDA), which builds
@@ -87,7 +94,6 @@ Memory
 """
 import argparse
 import copy
-import ctypes
 import json
 import logging
 import math
@@ -109,7 +115,9 @@ from mmengine.registry import init_default_scope
 
 warnings.filterwarnings('ignore', message='Fail to import')  # mmcv-lite
 import mmmsl  # noqa: F401, E402  (registers the MSL components)
-from mmmsl.engine import to_channels_last  # noqa: E402
+from mmmsl.engine import reuse_freed_memory, to_channels_last  # noqa: E402
+from mmmsl.engine.memory import M_MMAP_THRESHOLD  # noqa: E402
+from mmmsl.engine.memory import M_TRIM_THRESHOLD, mallopt  # noqa: E402
 from mmmsl.masks import MaskBank  # noqa: E402
 
 MSL_TYPE = 'MaskedSupervisedClassifier'
@@ -192,6 +200,12 @@ def parse_args(argv=None):
                         help='model and batches in channels_last layout')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: torch\'s)')
+    parser.add_argument('--malloc', choices=['reuse', 'default'],
+                        default='reuse',
+                        help="glibc malloc settings: 'reuse' keeps freed "
+                        'memory for the next step, as the configs\' '
+                        "ReuseFreedMemoryHook does (default); 'default' "
+                        "leaves glibc's own")
     parser.add_argument('--mem-steps', type=int, default=3,
                         help='training steps per memory measurement')
     parser.add_argument('--no-memory', action='store_true',
@@ -422,21 +436,24 @@ def _reset_hwm() -> bool:
 def _prompt_free() -> bool:
     """Make glibc map every block over 128 KiB on its own and give freed
     memory back at once, so RSS follows the live allocations."""
-    try:
-        libc = ctypes.CDLL('libc.so.6')
-    except OSError:
-        return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    ok = libc.mallopt(m_mmap_threshold, 128 * 1024) == 1
-    ok &= libc.mallopt(m_trim_threshold, 128 * 1024) == 1
-    libc.malloc_trim(0)
-    return bool(ok)
+    return (mallopt(M_MMAP_THRESHOLD, 128 * 1024)
+            and mallopt(M_TRIM_THRESHOLD, 128 * 1024))
+
+
+def _set_malloc(args) -> None:
+    """``--malloc reuse``: what the configs' ReuseFreedMemoryHook does."""
+    if args.malloc == 'reuse' and not reuse_freed_memory():
+        raise RuntimeError('--malloc reuse needs glibc (mallopt); use '
+                           '--malloc default')
 
 
 def measure_memory(name: str, args, prompt_free: bool = False) -> dict:
     """Build one variant and measure its training memory (in a child)."""
-    if prompt_free and not _prompt_free():
-        raise RuntimeError('mallopt is not available (not glibc)')
+    if prompt_free:
+        if not _prompt_free():
+            raise RuntimeError('mallopt is not available (not glibc)')
+    else:
+        _set_malloc(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     init_default_scope('mmpretrain')
@@ -544,6 +561,7 @@ def run(args) -> dict:
     MMLogger.get_current_instance().setLevel(logging.WARNING)
     if args.threads:
         torch.set_num_threads(args.threads)
+    _set_malloc(args)
     init_default_scope('mmpretrain')
     cfg = load_cfg(args)
     msl_cfg, _ = model_cfgs(cfg)
@@ -635,7 +653,7 @@ def run(args) -> dict:
                       args.infer_iters or args.iters,
                       mem_steps=None if args.no_memory else args.mem_steps,
                       amp=args.amp, channels_last=args.channels_last,
-                      num_classes=num_classes,
+                      malloc=args.malloc, num_classes=num_classes,
                       cfg_options=None if not args.cfg_options else
                       {k: repr(v) for k, v in args.cfg_options.items()}),
         train=train, inference=inference, ratios=ratios)
@@ -647,7 +665,8 @@ def format_report(res: dict) -> str:
         f"model: {s['preset'] or s['config']}  batch {s['batch_size']}  "
         f"{s['img_size']} px  device {env['device']}"
         f"{' (' + env['gpu'] + ')' if 'gpu' in env else ''}  "
-        f"amp {s['amp']}  channels_last {s['channels_last']}",
+        f"amp {s['amp']}  channels_last {s['channels_last']}  "
+        f"malloc {s['malloc']}",
         f"torch {env['torch']}  cpu: {env['cpu']} x{env['cpu_count']}  "
         f"torch threads {env['torch_threads']}  load avg "
         f"{env['loadavg_start'][0]:.2f} -> {env['loadavg_end'][0]:.2f}",
