@@ -228,3 +228,39 @@ def test_concat_and_two_pass_agree_in_eval_mode():
     la, lb = a.loss(inputs, samples), b.loss(inputs, samples)
     for k in la:
         torch.testing.assert_close(la[k], lb[k], rtol=1e-4, atol=1e-5)
+
+
+# Tensor methods that copy a value to the host, i.e. wait for the device.
+HOST_SYNCS = ('item', 'tolist', 'cpu', 'numpy', '__array__', '__bool__',
+              '__float__', '__int__')
+
+
+def _host_syncs(monkeypatch, fn):
+    calls = []
+    for name in HOST_SYNCS:
+        def spy(self, *args, _orig=getattr(torch.Tensor, name), _name=name,
+                **kwargs):
+            calls.append(_name)
+            return _orig(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    try:
+        fn()
+    finally:
+        monkeypatch.undo()
+    return calls
+
+
+@pytest.mark.parametrize('mode', ['two_pass', 'concat'])
+@pytest.mark.parametrize('in_model_masks', [False, True])
+def test_msl_loss_adds_no_host_sync(monkeypatch, mode, in_model_masks):
+    kw = dict(mask_source=dict(ratio='high')) if in_model_masks else {}
+    msl, plain = build_pair(forward_mode=mode, **kw)
+    msl.train(), plain.train()
+    inputs, samples = batch(with_mask=not in_model_masks)
+    base = _host_syncs(monkeypatch, lambda: plain.loss(
+        inputs.clone(), copy.deepcopy(samples)))
+    # The spy itself works: reading a loss value is a sync it sees.
+    assert _host_syncs(monkeypatch, lambda: inputs.sum().item()) == ['item']
+    calls = _host_syncs(monkeypatch, lambda: msl.loss(inputs, samples))
+    # Whatever the head's loss does, MSL calls it twice and adds nothing.
+    assert sorted(calls) == sorted(base * 2)
