@@ -33,8 +33,9 @@ param_scheduler = [
     dict(type='StepLR', by_epoch=True, begin=2, step_size=4, gamma=0.1),
 ]
 train_cfg = dict(by_epoch=True, max_epochs=60, val_interval=1)
-# Atomic checkpoint writes, a named error on a non-finite loss term, and a
-# head/dataset class-count check before the first iteration (mmmsl.engine).
+# Atomic checkpoint writes, a named error on a non-finite loss term, a
+# head/dataset class-count check before the first iteration, and host memory
+# reused between steps (CPU speed) (mmmsl.engine).
 default_hooks = dict(checkpoint=dict(type='AtomicCheckpointHook'))
 custom_hooks = [
     dict(type='FiniteLossHook'),
