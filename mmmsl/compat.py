@@ -9,10 +9,20 @@ exactly the globals those checkpoints need:
 
 - ``mmengine.logging.HistoryBuffer`` and the numpy array/scalar/dtype
   constructors (under their numpy 2 and numpy 1 paths);
-- ``builtins.getattr``, which pickle uses for the bound methods in a
-  ``HistoryBuffer``'s ``statistics_methods``; it is mapped to
-  :func:`history_buffer_getattr`, which resolves only those methods of a
-  ``HistoryBuffer`` and refuses every other attribute.
+- ``builtins.getattr``, which pickle uses for the methods in a
+  ``HistoryBuffer``'s ``statistics_methods`` (``getattr(HistoryBuffer,
+  'mean')``) and for bound methods; it is mapped to
+  :func:`history_buffer_getattr`, which resolves only HistoryBuffer's own
+  statistics methods, frozen when this module is imported (the defaults
+  ``min``, ``max``, ``mean``, ``current`` and those registered by then;
+  never a private or dunder name), and refuses every other attribute. The
+  names are frozen because ``HistoryBuffer.__setstate__`` copies a
+  checkpoint's ``statistics_methods`` into the class-wide
+  ``HistoryBuffer._statistics_methods`` while it loads; :func:`load_from_local`
+  also undoes what a checkpoint changed there;
+- ``builtins.bytes``, which pickle protocol 2 (``torch.save``'s default)
+  calls without arguments for ``b''``, e.g. the data of an empty numpy
+  array; it is mapped to :func:`empty_bytes`, which makes only ``b''``.
 
 Anything else (e.g. ``os.system`` or ``builtins.eval`` smuggled into a
 checkpoint) is still refused by torch. mmengine's loader of local files is
@@ -22,6 +32,7 @@ advice to allow-list the offending global.
 """
 import pickle
 import re
+import types
 
 import numpy as np
 import torch
@@ -32,17 +43,65 @@ from mmengine.runner.checkpoint import load_from_local as _mmengine_local
 _DEFAULT_STATISTICS = ('min', 'max', 'mean', 'current')
 
 
+def _frozen_statistics() -> dict:
+    """``{name: function}`` of the statistics methods that HistoryBuffer
+    itself defines: the defaults and the names registered (with
+    ``register_statistics``) by the time this module is imported, less
+    private and dunder names. Only these are pickled as
+    ``getattr(HistoryBuffer, name)``; a function registered from elsewhere
+    is pickled by its own name (and needs its own allow-listing)."""
+    names = list(_DEFAULT_STATISTICS) + list(HistoryBuffer._statistics_methods)
+    out = {}
+    for name in names:
+        func = HistoryBuffer.__dict__.get(name)
+        if (isinstance(name, str) and not name.startswith('_')
+                and isinstance(func, types.FunctionType)
+                and HistoryBuffer._statistics_methods.get(name, func) is func):
+            out[name] = func
+    return out
+
+
+# Frozen at import: a checkpoint's HistoryBuffer.__setstate__ updates
+# HistoryBuffer._statistics_methods while it loads, so reading the allowed
+# names from there would let a checkpoint allow any attribute.
+_STATISTICS = types.MappingProxyType(_frozen_statistics())
+
+
 def history_buffer_getattr(obj, name: str):
-    """``getattr`` restricted to HistoryBuffer's statistics methods (the
-    defaults and those registered with ``register_statistics``)."""
-    allowed = set(_DEFAULT_STATISTICS) | set(HistoryBuffer._statistics_methods)
-    if (obj is HistoryBuffer or isinstance(obj, HistoryBuffer)) \
-            and name in allowed:
-        return getattr(obj, name)
+    """``getattr`` restricted to HistoryBuffer's own statistics methods.
+
+    Resolves ``getattr(HistoryBuffer, name)`` to the function and
+    ``getattr(buffer, name)`` (a HistoryBuffer instance) to the method
+    bound to ``buffer``, for the names frozen at import (see
+    :func:`_frozen_statistics`); everything else is refused, including
+    dunder and private names and statistics shadowed in a buffer's state.
+    """
+    func = _STATISTICS.get(name) if isinstance(name, str) else None
+    if func is not None and not name.startswith('_'):
+        if obj is HistoryBuffer:
+            return func
+        if type(obj) is HistoryBuffer and name not in vars(obj):
+            return types.MethodType(func, obj)
+    owner = 'HistoryBuffer' if obj is HistoryBuffer else type(obj).__name__
     raise pickle.UnpicklingError(
-        f'Refusing getattr({type(obj).__name__}, {name!r}) while loading a '
-        'checkpoint with weights_only=True: only the statistics methods of '
-        'mmengine HistoryBuffer are allowed (mmmsl.compat).')
+        f'Refusing getattr({owner}, {name!r}) while loading a checkpoint '
+        'with weights_only=True: only the statistics methods of mmengine '
+        f'HistoryBuffer ({", ".join(sorted(_STATISTICS))}) are allowed '
+        '(mmmsl.compat).')
+
+
+def empty_bytes(*args) -> bytes:
+    """``bytes()`` for pickle protocol 2 (torch.save's default), which
+    writes ``b''`` as a call of ``builtins.bytes`` without arguments (numpy
+    does, for the data of an empty array). With arguments it is refused:
+    ``bytes(n)`` would allocate n bytes, and non-empty bytes are pickled
+    with ``_codecs.encode``, which torch allows itself."""
+    if args:
+        raise pickle.UnpicklingError(
+            'Refusing builtins.bytes with arguments while loading a '
+            'checkpoint with weights_only=True: only bytes() (empty) is '
+            'allowed (mmmsl.compat).')
+    return b''
 
 
 def _numpy_globals():
@@ -60,8 +119,8 @@ def _numpy_globals():
 
 def safe_globals():
     """The allow-list registered by :func:`register_safe_globals`."""
-    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr')
-            ] + _numpy_globals()
+    return [HistoryBuffer, (history_buffer_getattr, 'builtins.getattr'),
+            (empty_bytes, 'builtins.bytes')] + _numpy_globals()
 
 
 def register_safe_globals() -> bool:
@@ -80,12 +139,33 @@ def register_safe_globals() -> bool:
 def load_from_local(filename: str, map_location=None):
     """mmengine's local checkpoint loader with clear errors.
 
+    Whether it loads or is refused, the checkpoint cannot change mmengine's
+    process-wide ``HistoryBuffer._statistics_methods`` (which
+    ``HistoryBuffer.__setstate__`` updates from it): afterwards the table
+    holds what it held before, plus HistoryBuffer's own statistics methods
+    (the defaults) if they were missing. A custom statistics method must be
+    registered by the loading process itself.
+
     Raises:
         FileNotFoundError: ``filename`` does not exist.
         pickle.UnpicklingError: The file holds a global outside torch's and
             this module's allow-list (nothing of it was executed).
         RuntimeError: The file is truncated or not a torch checkpoint.
     """
+    table = HistoryBuffer._statistics_methods
+    before = dict(table)
+    try:
+        return _load_from_local(filename, map_location)
+    finally:
+        # No comparisons of the checkpoint's values (they may be arrays).
+        kept = {k: v for k, v in table.items() if isinstance(k, str)
+                and k not in before and v is _STATISTICS.get(k)}
+        table.clear()  # in place: it is a class attribute
+        table.update(before)
+        table.update(kept)
+
+
+def _load_from_local(filename: str, map_location=None):
     try:
         return _mmengine_local(filename, map_location)
     except FileNotFoundError as e:

@@ -117,3 +117,23 @@ def test_config_builds(path, roots):
     assert any(m['type'] == 'MultiLabelPaperMetric'
                for m in (cfg.val_evaluator if isinstance(
                    cfg.val_evaluator, list) else [cfg.val_evaluator]))
+
+
+def test_every_config_is_reproducible_resumable_and_keeps_its_own_dir():
+    """A fixed seed, the batch the lr is meant for, a bounded number of
+    checkpoints, the resume type check, and one work dir per config (twins
+    included), under our tools and mmpretrain's alike."""
+    work_dirs = {}
+    for path in CONFIGS:
+        cfg = Config.fromfile(path)
+        name = osp.relpath(path, REPO)
+        assert isinstance(cfg.randomness.seed, int), name
+        assert cfg.auto_scale_lr.base_batch_size == (
+            cfg.train_dataloader.batch_size), name
+        keep = cfg.default_hooks.checkpoint.max_keep_ckpts
+        assert 0 < keep <= 3, name
+        assert any(h.type == 'ModelTypeCheckHook'
+                   for h in cfg.custom_hooks), name
+        work_dirs.setdefault(osp.normpath(cfg.work_dir), []).append(name)
+    shared = {d: n for d, n in work_dirs.items() if len(n) > 1}
+    assert not shared, shared

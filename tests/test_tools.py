@@ -1,4 +1,5 @@
 """The commands users type: tools/train.py, tools/test.py, dist_train.sh."""
+import importlib.util
 import os
 import os.path as osp
 import re
@@ -10,6 +11,10 @@ import pytest
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CONFIG = osp.join(REPO, 'configs', 'msl', 'resnet101_csra_voc.py')
+#: mmpretrain's own training tool, shipped inside its wheel.
+MMPRETRAIN_TRAIN = osp.join(
+    osp.dirname(importlib.util.find_spec('mmpretrain').origin), '.mim',
+    'tools', 'train.py')
 
 
 def small_options(root):
@@ -24,7 +29,6 @@ def small_options(root):
         'val_dataloader.dataset.pipeline.1.scale=64',
         'test_dataloader.dataset.pipeline.1.scale=64',
         'default_hooks.logger.interval=1',
-        'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
     ]
     for loader in ('train', 'val', 'test'):
         opts.append(f'{loader}_dataloader.dataset.data_root={root}')
@@ -54,9 +58,17 @@ def free_port():
 
 def test_train_then_test(voc_root, tmp_path):
     wd = str(tmp_path / 'wd')
+    # The paper config as it ships, for one epoch (its 2-epoch warm-up and
+    # steps longer than the run), with the batch-size rule of the lr.
     out = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', wd,
-               '--cfg-options'] + small_options(voc_root))
-    assert 'Epoch(train) [2]' in out
+               '--auto-scale-lr', '--cfg-options'] + small_options(voc_root) +
+              ['train_cfg.max_epochs=1'])
+    assert 'Epoch(train) [1][3/3]' in out and 'Epoch(train) [2]' not in out
+    assert 'Scaling the original LR by 0.6666' in out  # batch 4 of 6
+    # ... resumed to two epochs
+    out = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', wd,
+               '--resume', '--cfg-options'] + small_options(voc_root))
+    assert 'resumed epoch: 1, iter: 3' in out and 'Epoch(train) [2]' in out
     assert 0 <= metric(out, 'mAP') <= 100 and 0 <= metric(out, 'CF1') <= 100
     assert 'loss_consistency' in out
     ckpt = osp.join(wd, 'epoch_2.pth')
@@ -88,6 +100,36 @@ def test_train_then_test(voc_root, tmp_path):
     assert rows[0] == 'model,removed,multi-label/mAP' and len(rows) == 3
     assert abs(float(rows[1].split(',')[2]) - clean) < 1e-3
     assert osp.getsize(osp.join(sweep, 'mask_sweep.png')) > 1000
+
+
+def test_paper_config_trains_under_mmpretrains_own_tool(voc_root, tmp_path):
+    """custom_imports is all mmpretrain's tools/train.py needs; one epoch,
+    with its --auto-scale-lr."""
+    wd = str(tmp_path / 'wd')
+    out = run([sys.executable, MMPRETRAIN_TRAIN, CONFIG, '--work-dir', wd,
+               '--auto-scale-lr', '--cfg-options'] + small_options(voc_root) +
+              ['train_cfg.max_epochs=1'])
+    assert 'Epoch(train) [1][3/3]' in out and 'loss_masked' in out
+    assert 0 <= metric(out, 'mAP') <= 100
+    assert osp.isfile(osp.join(wd, 'epoch_1.pth'))
+
+
+def test_auto_scale_lr_without_base_batch_is_a_named_error(tmp_path):
+    spec = importlib.util.spec_from_file_location(
+        'mmmsl_train_tool', osp.join(REPO, 'tools', 'train.py'))
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    from mmengine.config import Config
+    path = str(tmp_path / 'no_auto_scale.py')
+    Config(dict(model=dict(type='ImageClassifier'))).dump(path)
+    args = train.parse_args([path, '--auto-scale-lr'])
+    with pytest.raises(ValueError, match='no_auto_scale.py sets no '
+                       'auto_scale_lr'):
+        train.merge_args(Config.fromfile(path), args)
+    # every shipped config has it
+    cfg = train.merge_args(Config.fromfile(CONFIG),
+                           train.parse_args([CONFIG, '--auto-scale-lr']))
+    assert cfg.auto_scale_lr == dict(base_batch_size=6, enable=True)
 
 
 def test_dist_train_two_cpu_processes(voc_root, tmp_path):

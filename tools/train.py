@@ -65,6 +65,11 @@ def merge_args(cfg: Config, args) -> Config:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     if args.auto_scale_lr:
+        if 'base_batch_size' not in (cfg.get('auto_scale_lr') or {}):
+            raise ValueError(
+                f'--auto-scale-lr: {args.config} sets no auto_scale_lr = '
+                'dict(base_batch_size=N), the total batch its learning rate '
+                'is meant for; add it to the config or drop the flag')
         cfg.auto_scale_lr.enable = True
     for field in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         if cfg.get(field) is None:

@@ -60,6 +60,9 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='FiniteLossHook'),
     dict(type='NumClassesCheckHook'),
+    dict(type='ModelTypeCheckHook'),
     dict(type='ReuseFreedMemoryHook'),
 ]
 randomness = dict(seed=0)
+work_dir = './work_dirs/demo_baseline'
+auto_scale_lr = dict(base_batch_size=64)

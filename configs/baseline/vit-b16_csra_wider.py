@@ -5,3 +5,4 @@ checkpoint = 'https://download.openmmlab.com/mmclassification/v0/vit/finetune/vi
 model = dict(
     backbone=dict(arch='b', init_cfg=dict(checkpoint=checkpoint)),
     head=dict(in_channels=768))
+work_dir = './work_dirs/vit-b16_csra_wider_baseline'

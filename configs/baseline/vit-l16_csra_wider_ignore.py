@@ -8,3 +8,4 @@ _base_ = ['./vit-l16_csra_wider.py']
 
 model = dict(head=dict(loss=dict(type='IgnoreAwareBCELoss')))
 train_dataloader = dict(dataset=dict(unspecified='ignore'))
+work_dir = './work_dirs/vit-l16_csra_wider_ignore_baseline'

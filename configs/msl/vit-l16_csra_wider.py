@@ -16,3 +16,4 @@ train_pipeline = [
     dict(type='PackInputs', algorithm_keys=('msl_mask', )),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+work_dir = './work_dirs/vit-l16_csra_wider'

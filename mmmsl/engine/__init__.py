@@ -1,11 +1,16 @@
-"""Training-loop safety: atomic checkpoints and early, named errors."""
+"""Training-loop pieces: atomic checkpoints, early named errors, the
+authors' warm-up."""
 from .checkpoint import AtomicCheckpointHook, AtomicLocalBackend, atomic_write
-from .hooks import FiniteLossHook, NumClassesCheckHook
+from .hooks import (FiniteLossHook, ModelTypeCheckHook, NumClassesCheckHook,
+                    saved_model_type)
 from .layout import ChannelsLastHook, to_channels_last
 from .memory import ReuseFreedMemoryHook, reuse_freed_memory
+from .schedulers import LinearWarmUpLR
 
 __all__ = [
     'AtomicCheckpointHook', 'AtomicLocalBackend', 'atomic_write',
-    'FiniteLossHook', 'NumClassesCheckHook', 'ChannelsLastHook',
-    'to_channels_last', 'ReuseFreedMemoryHook', 'reuse_freed_memory'
+    'FiniteLossHook', 'NumClassesCheckHook', 'ModelTypeCheckHook',
+    'saved_model_type', 'ChannelsLastHook',
+    'to_channels_last', 'ReuseFreedMemoryHook', 'reuse_freed_memory',
+    'LinearWarmUpLR'
 ]
