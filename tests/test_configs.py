@@ -85,6 +85,12 @@ def test_config_builds(path, roots):
     model_cfg = cfg.model.copy()
     model_cfg.setdefault('data_preprocessor', cfg.get('data_preprocessor'))
     model = MODELS.build(model_cfg)  # no weights are loaded before init
+    # the x10 rate of paramwise_cfg's 'head' key reaches the head alone, as
+    # the authors' 'classifier' group (docs/recipe.md)
+    keys = (cfg.optim_wrapper.get('paramwise_cfg') or {}).get('custom_keys')
+    for key in keys or {}:
+        names = [n for n, _ in model.named_parameters() if key in n]
+        assert names and all(n.startswith('head.') for n in names), names
     is_msl = osp.basename(osp.dirname(path)) == 'msl'
     assert type(model).__name__ == ('MaskedSupervisedClassifier'
                                     if is_msl else 'ImageClassifier')

@@ -20,7 +20,7 @@ train_dataloader = dict(batch_size=6, dataset=dict(type='VOCMultiLabel'))
 val_dataloader = dict(dataset=dict(type='VOCMultiLabel'))
 test_dataloader = val_dataloader
 
-val_evaluator = [dict(type='MultiLabelPaperMetric')]
+val_evaluator = [dict(type='MultiLabelPaperMetric', thr=0.5)]
 test_evaluator = val_evaluator
 
 # SGD lr 0.01 (head x10, from the base), momentum 0.9, wd 1e-4, as the

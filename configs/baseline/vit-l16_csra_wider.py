@@ -1,8 +1,8 @@
 # Baseline of configs/msl/vit-l16_csra_wider.py: ViT-L/16 + CSRA (1 head,
 # lam 0.3) at 224 px on WIDER-Attribute person crops, 40 epochs.
-# Unspecified attributes count as negative in training and are ignored in
-# every metric (they travel as gt_label_difficult), the protocol behind the
-# paper's numbers. As in the authors' code: resize + flip only (no random
+# Unspecified attributes count as negative in training, are left out of mAP
+# and are negatives in CP..OF1 (they travel as gt_label_difficult), the
+# protocol of the authors' code behind the paper's numbers. As in the authors' code: resize + flip only (no random
 # crop: a crop may cut off the attribute), x0.1 every 5 epochs.
 _base_ = ['./vit-l16_csra_voc.py']
 
@@ -54,7 +54,8 @@ test_dataloader = val_dataloader
 # The authors' WIDER protocol: unspecified attributes are left out of mAP
 # but are negative targets (scores kept) in CP, CR, CF1, OP, OR and OF1.
 val_evaluator = [
-    dict(type='MultiLabelPaperMetric', difficult_in_thresholded='negative')
+    dict(type='MultiLabelPaperMetric', thr=0.5,
+         difficult_in_thresholded='negative')
 ]
 test_evaluator = val_evaluator
 train_cfg = dict(max_epochs=40)

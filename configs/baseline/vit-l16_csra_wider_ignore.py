@@ -1,9 +1,10 @@
 # configs/baseline/vit-l16_csra_wider.py with unspecified attributes ignored
-# in the loss as well as in the metrics (not the protocol of the published
-# numbers, which trains them as negatives). The training samples carry
+# in the loss (not the protocol of the published numbers, which trains them
+# as negatives). The training samples carry
 # gt_score with -1 at unspecified attributes and IgnoreAwareBCELoss drops
 # those entries; a stock CrossEntropyLoss must not see such targets.
-# Evaluation is unchanged (unspecified attributes are ignored either way).
+# Evaluation is unchanged: the paper's protocol (left out of mAP, negatives
+# in CP..OF1).
 _base_ = ['./vit-l16_csra_wider.py']
 
 model = dict(head=dict(loss=dict(type='IgnoreAwareBCELoss')))

@@ -9,6 +9,10 @@ model = dict(
     # The authors' scale (mean over classes) for their lr 0.01; the head's
     # loss therefore keeps its plain weight here.
     class_reduction='mean',
+    # two train-mode passes (BatchNorm sees the clean, then the masked
+    # batch); holes are 0 in the normalised batch, as the authors' img * keep
+    forward_mode='two_pass',
+    fill=0.0,
     head=dict(loss=dict(loss_weight=1.0)))
 
 train_pipeline = [

@@ -5,6 +5,10 @@ model = dict(
     type='MaskedSupervisedClassifier',
     alpha=(0.3, 0.2, 0.5),
     class_reduction='mean',
+    # two train-mode passes (BatchNorm sees the clean, then the masked
+    # batch); holes are 0 in the normalised batch, as the authors' img * keep
+    forward_mode='two_pass',
+    fill=0.0,
     head=dict(loss=dict(loss_weight=1.0)))
 
 train_pipeline = [

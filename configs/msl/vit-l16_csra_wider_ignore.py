@@ -1,5 +1,5 @@
 # configs/msl/vit-l16_csra_wider.py with unspecified attributes ignored in
-# the loss as well as in the metrics; see
+# the loss; see
 # configs/baseline/vit-l16_csra_wider_ignore.py. Both BCE terms (clean and
 # masked) use IgnoreAwareBCELoss; the consistency term needs no labels.
 _base_ = ['./vit-l16_csra_wider.py']
