@@ -1,9 +1,12 @@
 # Copyright (c) OpenMMLab. All rights reserved.
 """Tests of ``MultiLabelPaperMetric`` against hand-computed numbers."""
+import os.path as osp
 from fractions import Fraction as F
 
+import numpy as np
 import pytest
 import torch
+from mmengine.config import Config
 from mmpretrain.evaluation import (AveragePrecision, VOCAveragePrecision,
                                    VOCMultiLabelMetric)
 from mmpretrain.registry import METRICS
@@ -11,6 +14,7 @@ from mmpretrain.structures import DataSample
 
 from mmmsl.evaluation.metrics import MultiLabelPaperMetric
 
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 KEYS = ('mAP', 'CP', 'CR', 'CF1', 'OP', 'OR', 'OF1')
 
 # 6 samples x 4 classes, thr = 0.5.
@@ -205,3 +209,160 @@ def test_registry_and_storage():
     assert result['pred_score'].device.type == 'cpu'
     assert result['gt_score'].tolist() == [0, 1, -1, 1]
     assert set(metric.evaluate(6)) == {f'multi-label/{k}' for k in KEYS}
+
+
+# The MSL authors' utils/evaluation/cal_mAP.py (json_map) and cal_PR.py
+# (metric), rewritten in plain numpy from their code. Their targets: 1
+# positive; WIDER ('wider') 0 negative, 99 unspecified; VOC07 ('voc07') -1
+# negative, 0 difficult. Fractions, not percent.
+def authors_map(scores, targets, types):
+    aps = []
+    for c in range(scores.shape[1]):
+        predict, target = scores[:, c].copy(), targets[:, c].copy()
+        if types == 'wider':
+            keep = target != 99
+            predict, target = predict[keep], target[keep]
+        if types == 'voc07':
+            keep = target != 0
+            predict, target = predict[keep], target[keep]
+            target[target == -1] = 0
+        target = target[np.argsort(-predict)]
+        pre, obj = 0., 0.
+        for i in range(len(target)):
+            if target[i] == 1:
+                obj += 1.
+                pre += obj / (i + 1)
+        aps.append(pre / obj)
+    return np.mean(aps)
+
+
+def authors_pr(scores, targets, types):
+    num_class = scores.shape[1]
+    gt_num, tp_num, predict_num = (np.zeros(num_class) for _ in range(3))
+    for c in range(num_class):
+        score, target = scores[:, c].copy(), targets[:, c].copy()
+        if types == 'wider':
+            target[target == 99] = 0  # the score is kept
+        if types == 'voc07':
+            keep = target != 0
+            score, target = score[keep], target[keep]
+            target[target == -1] = 0
+        gt_num[c] = np.sum(target == 1)
+        predict_num[c] = np.sum(score >= 0.5)
+        tp_num[c] = np.sum(target * (score >= 0.5))
+    predict_num[predict_num == 0] = 1
+    OP = np.sum(tp_num) / np.sum(predict_num)
+    OR = np.sum(tp_num) / np.sum(gt_num)
+    CP = np.sum(tp_num / predict_num) / num_class
+    CR = np.sum(tp_num / gt_num) / num_class
+    return dict(CP=CP, CR=CR, CF1=2 * CP * CR / (CP + CR), OP=OP, OR=OR,
+                OF1=2 * OP * OR / (OP + OR))
+
+
+def random_case(seed=0, num=60, num_classes=6):
+    """Scores, positives and unspecified / difficult entries (not
+    positive) of a random problem."""
+    rng = np.random.default_rng(seed)
+    scores = rng.random((num, num_classes))
+    unspecified = rng.random((num, num_classes)) < 0.2
+    positive = (rng.random((num, num_classes)) < 0.4) & ~unspecified
+    return scores, positive, unspecified
+
+
+@pytest.mark.parametrize('types', ['voc07', 'wider'])
+def test_authors_protocol_random(types):
+    scores, positive, unspecified = random_case()
+    if types == 'wider':
+        targets = np.where(unspecified, 99, positive.astype(int))
+    else:
+        targets = np.where(unspecified, 0, np.where(positive, 1, -1))
+    # Every class has positives and predictions (else the authors' code
+    # gives NaN, and counts Np = 1 in OP, see the metric's docstring).
+    counted = scores >= 0.5
+    if types == 'voc07':
+        counted &= ~unspecified
+    assert positive.any(0).all() and counted.any(0).all()
+    ref = dict(authors_pr(scores, targets, types),
+               mAP=authors_map(scores, targets, types))
+
+    samples = make_samples(
+        scores.tolist(), positive.astype(int).tolist(),
+        difficult={i: list(np.flatnonzero(u)) for i, u in
+                   enumerate(unspecified)})
+    mode = dict(voc07='ignore', wider='negative')[types]
+    res = evaluate(samples, difficult_in_thresholded=mode)
+    for k in KEYS:
+        assert res[f'multi-label/{k}'] == pytest.approx(
+            100 * ref[k], abs=1e-4), k
+    if types == 'voc07':  # the default is the VOC protocol, unchanged
+        assert evaluate(samples) == res
+    else:  # unspecified entries above 0.5 are false positives
+        other = evaluate(samples)
+        assert res['multi-label/mAP'] == other['multi-label/mAP']
+        assert res['multi-label/CP'] < other['multi-label/CP'] - 1
+        assert res['multi-label/OP'] < other['multi-label/OP'] - 1
+
+
+def test_unspecified_negative_hand_computed():
+    # 4 samples x 2 classes, U = unspecified (gt_label_difficult)
+    #   scores      targets
+    #   .9  .2      1  0
+    #   .8  .7      U  1
+    #   .3  .4      0  U
+    #   .6  .55     1  0
+    # 'ignore': c0 TP 2 / pred 2 / gt 2 (U left out), c1 1 / 2 / 1
+    #   CP = (1 + 1/2)/2 = 3/4, CR = 1, CF1 = (3/2)/(7/4) = 6/7
+    #   OP = 3/4, OR = 3/3, OF1 = 6/7
+    # 'negative': c0's U scored .8 is a false positive: c0 2 / 3 / 2;
+    #   c1's U scored .4 is not predicted: c1 unchanged 1 / 2 / 1
+    #   CP = (2/3 + 1/2)/2 = 7/12, CR = 1, CF1 = (7/6)/(19/12) = 14/19
+    #   OP = 3/5, OR = 1, OF1 = (6/5)/(8/5) = 3/4
+    # mAP leaves U out in both: c0 ranks +,+,- and c1 +,-,- -> 100.
+    # (With U negative in AP too, difficult_as_positive=False:
+    #  c0 ranks +,-,+,- AP = (1 + 2/3)/2 = 5/6, mAP = 11/12.)
+    scores = [[.9, .2], [.8, .7], [.3, .4], [.6, .55]]
+    target = [[1, 0], [0, 1], [0, 0], [1, 0]]
+    samples = make_samples(scores, target, difficult={1: [0], 2: [1]})
+    assert_expected(
+        evaluate(samples),
+        dict(mAP=F(1), CP=F(3, 4), CR=F(1), CF1=F(6, 7), OP=F(3, 4),
+             OR=F(1), OF1=F(6, 7)))
+    assert_expected(
+        evaluate(samples, difficult_in_thresholded='negative'),
+        dict(mAP=F(1), CP=F(7, 12), CR=F(1), CF1=F(14, 19), OP=F(3, 5),
+             OR=F(1), OF1=F(3, 4)))
+    assert_expected(
+        evaluate(samples, difficult_as_positive=False),
+        dict(mAP=F(11, 12), CP=F(7, 12), OP=F(3, 5)))
+    # WIDERAttribute(unspecified='ignore') marks U as -1 in gt_score: same.
+    with_score = [
+        DataSample().set_pred_score(torch.tensor(s)).set_gt_score(
+            torch.tensor(t, dtype=torch.float)).to_dict()
+        for s, t in zip(scores, [[1, 0], [-1, 1], [0, -1], [1, 0]])
+    ]
+    for mode in ('ignore', 'negative'):
+        assert evaluate(with_score, difficult_in_thresholded=mode) == \
+            evaluate(samples, difficult_in_thresholded=mode)
+
+
+def test_difficult_in_thresholded_is_checked():
+    with pytest.raises(ValueError, match="difficult_in_thresholded='neg'"):
+        MultiLabelPaperMetric(difficult_in_thresholded='neg')
+    with pytest.raises(ValueError, match='difficult_as_positive=None'):
+        MultiLabelPaperMetric(difficult_in_thresholded='negative',
+                              difficult_as_positive=False)
+
+
+@pytest.mark.parametrize('name,mode', [
+    ('msl/vit-l16_csra_wider.py', 'negative'),
+    ('msl/vit-b16_csra_wider.py', 'negative'),
+    ('msl/vit-l16_csra_wider_ignore.py', 'negative'),
+    ('baseline/vit-l16_csra_wider.py', 'negative'),
+    ('msl/resnet101_csra_voc.py', 'ignore'),
+    ('msl/vit-l16_csra_coco.py', 'ignore'),
+])
+def test_configs_protocol(name, mode):
+    cfg = Config.fromfile(osp.join(REPO, 'configs', name))
+    for evaluator in (cfg.val_evaluator, cfg.test_evaluator):
+        metrics = [METRICS.build(e) for e in evaluator]
+        assert [m.difficult_in_thresholded for m in metrics] == [mode]

@@ -43,8 +43,8 @@ def class_f1_curve(scores: np.ndarray, labels: np.ndarray):
     tp = tp[last]
     num_pred = last + 1.0
     num_pos = y.sum()
-    # F1 = 2TP / (2TP + FP + FN) = 2TP / (TP + predicted + positives)
-    f1 = 2 * tp / np.maximum(tp + num_pred + num_pos, 1e-12)
+    # F1 = 2TP / (2TP + FP + FN) = 2TP / (predicted + positives)
+    f1 = 2 * tp / np.maximum(num_pred + num_pos, 1e-12)
     return s[last], f1
 
 

@@ -48,10 +48,13 @@ class WIDERAttribute(ImageErrorMixin, MultiLabelDataset):
 
     - in training they count as negative: they are not in ``gt_label``, so
       the one-hot target of ``ClsDataPreprocessor(to_onehot=True)`` is 0;
-    - in evaluation they are ignored: they are in ``gt_label_difficult``,
-      which :class:`MultiLabelPaperMetric`, :class:`VOCAveragePrecision`
-      and :class:`VOCMultiLabelMetric` mark as -1 and skip (with their
-      default ``difficult_as_positive=None``). Pack the key with
+    - in evaluation they are in ``gt_label_difficult``, which
+      :class:`MultiLabelPaperMetric`, :class:`VOCAveragePrecision` and
+      :class:`VOCMultiLabelMetric` mark as -1 and leave out of mAP (with
+      their default ``difficult_as_positive=None``); the WIDER configs'
+      ``MultiLabelPaperMetric(difficult_in_thresholded='negative')`` counts
+      them as negatives in CP/CR/CF1/OP/OR/OF1, as the authors' code does.
+      Pack the key with
       ``PackInputs(algorithm_keys=('gt_label_difficult', ))`` or as a meta
       key in the test pipeline.
 
@@ -68,8 +71,7 @@ class WIDERAttribute(ImageErrorMixin, MultiLabelDataset):
     ``AsymmetricLoss``) a -1 target makes the loss unbounded below, and
     batch augments (Mixup, CutMix) would mix the -1 entries, so use neither
     with this mode. Metrics are the same in both modes (``gt_label_difficult``
-    is kept, and the -1 entries of ``gt_score`` are ignored anyway), except
-    that ``difficult_as_positive=False`` cannot turn them into negatives.
+    is kept, and the -1 entries of ``gt_score`` are treated like it).
 
     Errors name the file at fault and are raised at build time: a missing
     file or key, an attribute vector of the wrong length or with values

@@ -29,8 +29,9 @@ class MultiLabelPaperMetric(VOCMetricMixin, BaseMetric):
 
     A score is predicted positive if ``score >= thr`` (``pred_score`` are the
     sigmoid scores, so ``thr=0.5`` equals ``logit >= 0``), or, if ``topk`` is
-    given, if it is among the ``topk`` highest scores of its sample (the
-    top-3 protocol of ML-GCN).
+    given, if it is among the ``topk`` highest scores of its sample. (The
+    top-3 rule of ML-GCN and of the MSL authors' ``json_metric_top3`` also
+    requires ``score >= 0.5``; ``topk`` here does not.)
 
     Conventions (the ones of the ML-GCN / CSRA evaluation code, which set
     ``Np[Np == 0] = 1``, and of mmpretrain's ``MultiLabelMetric``):
@@ -40,16 +41,31 @@ class MultiLabelPaperMetric(VOCMetricMixin, BaseMetric):
     - The recall of a class with no (non-ignored) positive ground truth is
       0, and so is its AP, as in mmpretrain. (ML-GCN gives NaN there.)
     - ``CF1`` / ``OF1`` are 0 when the precision and recall are both 0.
+    - ``OP`` divides by the actual number of positive predictions. The
+      ML-GCN / MSL code divides by the sum of ``Np`` *after*
+      ``Np[Np == 0] = 1``, i.e. one more per class without any positive
+      prediction, so their ``OP`` (and ``OF1``) is lower when such a class
+      exists; otherwise the numbers are the same.
 
     Difficult / unspecified labels (``gt_label_difficult`` of the data
     samples, e.g. VOC difficult objects or WIDER-Attribute unspecified
-    attributes) are handled as in mmpretrain's ``VOCMultiLabelMetric``: a
-    label that only appears among the difficult ones is set to -1 in the
-    target and ignored in every number (mAP and the thresholded ones) if
-    ``difficult_as_positive`` is None; it is a positive / negative target
-    if it is True / False. With ``topk``, an ignored entry among the top-k
-    is simply not counted (it is not replaced by the next score). Samples
-    without ``gt_label_difficult`` have no ignored entries.
+    attributes): a label that only appears among the difficult ones is set
+    to -1 in the target if ``difficult_as_positive`` is None (as in
+    mmpretrain's ``VOCMultiLabelMetric``); it is a positive / negative
+    target in every number if it is True / False. A -1 entry is always left
+    out of ``mAP``. In CP, CR, CF1, OP, OR and OF1 it is
+
+    - ``difficult_in_thresholded='ignore'``: left out too (VOC07 protocol of
+      the MSL / CSRA code, ``types='voc07'`` of their ``cal_PR.py``). With
+      ``topk``, an ignored entry among the top-k is simply not counted (it
+      is not replaced by the next score).
+    - ``difficult_in_thresholded='negative'``: a negative target whose
+      score is kept, so a positive prediction there is a false positive
+      (WIDER-Attribute protocol, ``types='wider'`` of ``cal_PR.py``, while
+      their ``cal_mAP.py`` drops the entry from mAP).
+
+    Samples without ``gt_label_difficult`` have no -1 entries, unless their
+    ``gt_score`` has some.
 
     Args:
         thr (float): Predictions with scores under the threshold are
@@ -59,7 +75,12 @@ class MultiLabelPaperMetric(VOCMetricMixin, BaseMetric):
             The keys of the results do not change. Defaults to None.
         difficult_as_positive (bool, optional): Whether to map the difficult
             labels to positive (True) or negative (False) targets. Defaults
-            to None, the difficult labels are ignored.
+            to None, the difficult labels are -1 (ignored, see above).
+        difficult_in_thresholded (str): How the -1 (ignored) entries count
+            in CP, CR, CF1, OP, OR and OF1: ``'ignore'`` (left out, VOC) or
+            ``'negative'`` (negative targets, WIDER-Attribute). ``mAP``
+            always leaves them out. ``'negative'`` needs
+            ``difficult_as_positive=None``. Defaults to ``'ignore'``.
         collect_device (str): Device name used for collecting results from
             different ranks during distributed training. Must be 'cpu' or
             'gpu'. Defaults to 'cpu'.
@@ -91,15 +112,32 @@ class MultiLabelPaperMetric(VOCMetricMixin, BaseMetric):
         {'multi-label/mAP': 70.83, 'multi-label/CP': 54.17, 'multi-label/CR': 62.5, 'multi-label/CF1': 58.04, 'multi-label/OP': 66.67, 'multi-label/OR': 80.0, 'multi-label/OF1': 72.73}
         >>> # In a config
         >>> val_evaluator = dict(type='MultiLabelPaperMetric')
+        >>> # WIDER-Attribute: unspecified attributes are negatives in CP..OF1
+        >>> val_evaluator = dict(type='MultiLabelPaperMetric',
+        ...                      difficult_in_thresholded='negative')
     """  # noqa: E501
     default_prefix: Optional[str] = 'multi-label'
+    DIFFICULT_IN_THRESHOLDED = ('ignore', 'negative')
 
     def __init__(self,
                  thr: float = 0.5,
                  topk: Optional[int] = None,
                  difficult_as_positive: Optional[bool] = None,
+                 difficult_in_thresholded: str = 'ignore',
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None) -> None:
+        if difficult_in_thresholded not in self.DIFFICULT_IN_THRESHOLDED:
+            raise ValueError(
+                f'MultiLabelPaperMetric: difficult_in_thresholded='
+                f'{difficult_in_thresholded!r} is not one of '
+                f'{self.DIFFICULT_IN_THRESHOLDED}')
+        if difficult_in_thresholded != 'ignore' and \
+                difficult_as_positive is not None:
+            raise ValueError(
+                f'MultiLabelPaperMetric: difficult_in_thresholded='
+                f'{difficult_in_thresholded!r} needs '
+                f'difficult_as_positive=None, got {difficult_as_positive!r}')
+        self.difficult_in_thresholded = difficult_in_thresholded
         super().__init__(
             difficult_as_positive=difficult_as_positive,
             collect_device=collect_device,
@@ -147,6 +185,8 @@ class MultiLabelPaperMetric(VOCMetricMixin, BaseMetric):
         mAP = AveragePrecision.calculate(pred, target)
 
         thr = None if self.topk is not None else self.thr
+        if self.difficult_in_thresholded == 'negative':
+            target = target.clamp(min=0)  # -1 -> a negative target
         # `calculate` zeroes ignored (-1) entries of its target in place,
         # hence the clones.
         precision, recall, _, _ = MultiLabelMetric.calculate(

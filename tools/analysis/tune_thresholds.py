@@ -3,7 +3,7 @@
     python tools/analysis/tune_thresholds.py CONFIG CKPT \
         [--split val] [--out work_dirs/thresholds.json] \
         [--batch-size 16] [--device cpu|cuda] [--allow-test] \
-        [--cfg-options ...]
+        [--allow-train-overlap] [--cfg-options ...]
 
 Runs the model on the dataset of ``{split}_dataloader`` (default: the
 config's ``val_dataloader``; ``--split train`` uses the train dataset with
@@ -14,22 +14,36 @@ distinct scores (ties: the highest threshold; a class without positives:
 left out of that class's F1. Writes ``{"thresholds": {class: thr}, ...}``,
 the file ``tools/infer.py --thr-file`` reads.
 
-Thresholds tuned on the test set make test results optimistic: the tool
-refuses a split that is, or looks like, the test data (``--split test``,
-the same dataset as ``test_dataloader``, or a dataset ``split`` / file
-named ``test``) unless ``--allow-test``. Point ``val_dataloader`` at a
-held-out split with ``--cfg-options``, e.g.
-``val_dataloader.dataset.split=val`` (VOC).
+Before the model is loaded, two checks refuse a tuning set that would make
+the thresholds optimistic:
+
+- test data: a split that is, or looks like, the test data (``--split
+  test``, the same dataset as ``test_dataloader``, or a dataset ``split`` /
+  file named ``test``), unless ``--allow-test``;
+- training images: any image (``img_path``) of the tuning dataset that is
+  also in ``train_dataloader``'s dataset (both built without pipelines),
+  unless ``--allow-train-overlap``. The check reads this config's
+  ``train_dataloader`` (after ``--cfg-options``), so pass the overrides the
+  checkpoint was trained with.
+
+The paper's VOC configs train on ``trainval``, which contains ``val``; tune
+VOC thresholds on ``val`` with a model trained on ``train``::
+
+    python tools/train.py CONFIG \
+        --cfg-options train_dataloader.dataset.split=train
+    python tools/analysis/tune_thresholds.py CONFIG CKPT --cfg-options \
+        train_dataloader.dataset.split=train val_dataloader.dataset.split=val
 """
 import argparse
 import os
 import os.path as osp
 import re
 import sys
+from typing import Optional
 
 import numpy as np
 import torch
-from mmengine.config import DictAction
+from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
@@ -51,6 +65,9 @@ def parse_args(argv=None):
                    default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--allow-test', action='store_true',
                    help='tune on data that looks like the test set anyway')
+    p.add_argument('--allow-train-overlap', action='store_true',
+                   help='tune on data that shares images with the train '
+                   'dataset anyway')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config settings, key=value')
     return p.parse_args(argv)
@@ -76,6 +93,53 @@ def looks_like_test_data(cfg, split: str):
         if value and re.search(r'(^|[^a-z])test', str(value).lower()):
             return f'{split}_dataloader.dataset.{key}={value!r} names test'
     return None
+
+
+def _without_pipelines(cfg):
+    """A dataset config without any ``pipeline`` (also of wrapped ones)."""
+    if isinstance(cfg, dict):
+        return {
+            k: _without_pipelines(v)
+            for k, v in cfg.items() if k != 'pipeline'
+        }
+    if isinstance(cfg, (list, tuple)):
+        return [_without_pipelines(v) for v in cfg]
+    return cfg
+
+
+def image_paths(dataset_cfg) -> set:
+    """The ``img_path`` of every sample of a dataset config, normalised
+    (local paths made absolute); the dataset is built without pipeline."""
+    from mmpretrain.registry import DATASETS
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        dataset = DATASETS.build(_without_pipelines(dataset_cfg))
+    paths = (str(dataset.get_data_info(i)['img_path'])
+             for i in range(len(dataset)))
+    return {p if '://' in p else osp.abspath(p) for p in paths}
+
+
+def train_overlap(cfg, split: str) -> Optional[str]:
+    """Which images of ``{split}_dataloader``'s dataset are also training
+    images (those of ``train_dataloader``'s dataset), or None.
+
+    Args:
+        cfg (Config): The (merged) config.
+        split (str): The dataloader to tune on, ``'val'``, ``'train'``...
+
+    Returns:
+        str | None: The count and an example path of the shared images, or
+        None if there are none (or the config has no ``train_dataloader``).
+    """
+    if not cfg.get('train_dataloader'):
+        return None
+    train = image_paths(cfg.train_dataloader.dataset)
+    tune = train if split == 'train' else image_paths(
+        cfg[f'{split}_dataloader'].dataset)
+    common = sorted(tune & train)
+    if not common:
+        return None
+    return (f'{len(common)} of the {len(tune)} images of {split}_dataloader '
+            f'are also in train_dataloader, e.g. {common[0]}')
 
 
 def build_dataset(cfg, split: str):
@@ -119,11 +183,11 @@ def score_matrix(model, dataset, batch_size: int) -> np.ndarray:
 
 def main(argv=None):
     args = parse_args(argv)
-    model = init_model(args.config, args.checkpoint, args.device,
-                       args.cfg_options)
-    cfg, classes = model.cfg, model.dataset_meta['classes']
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     if f'{args.split}_dataloader' not in cfg:
-        sys.exit(f'The config has no {args.split}_dataloader')
+        sys.exit(f'{args.config} has no {args.split}_dataloader')
     reason = looks_like_test_data(cfg, args.split)
     if reason and not args.allow_test:
         sys.exit(f'Refusing to tune thresholds on test data: {reason}. '
@@ -131,6 +195,20 @@ def main(argv=None):
                  'optimistic. Use a held-out validation split (e.g. '
                  '--cfg-options val_dataloader.dataset.split=val), or pass '
                  '--allow-test if you know what you are doing.')
+    overlap = train_overlap(cfg, args.split)
+    if overlap and not args.allow_train_overlap:
+        sys.exit(f'Refusing to tune thresholds on training images: '
+                 f'{overlap} ({args.config}). Scores on images the model '
+                 'was trained on are overconfident, so thresholds tuned '
+                 'there do not carry over to new images. Tune on a held-out '
+                 'split the model was not trained on, e.g. for VOC train on '
+                 'train and tune on val '
+                 '(--cfg-options train_dataloader.dataset.split=train '
+                 'val_dataloader.dataset.split=val, here and for '
+                 'training), or pass --allow-train-overlap if you know '
+                 'what you are doing.')
+    model = init_model(cfg, args.checkpoint, args.device)
+    cfg, classes = model.cfg, model.dataset_meta['classes']
     dataset = build_dataset(cfg, args.split)
     scores = score_matrix(model, dataset, args.batch_size)
     labels = label_matrix(dataset, len(classes))
@@ -146,6 +224,9 @@ def main(argv=None):
     print(f'{"mean":<16} {"":>6} {f1.mean():6.3f} {f1_half.mean():7.3f}')
     if reason:
         print(f'WARNING: tuned on test data ({reason})', file=sys.stderr)
+    if overlap:
+        print(f'WARNING: tuned on training images ({overlap})',
+              file=sys.stderr)
     if osp.dirname(args.out):
         os.makedirs(osp.dirname(args.out), exist_ok=True)
     save_thresholds(
@@ -161,7 +242,8 @@ def main(argv=None):
             checkpoint=args.checkpoint,
             split=args.split,
             num_samples=len(dataset),
-            tuned_on_test_data=bool(reason)))
+            tuned_on_test_data=bool(reason),
+            tuned_on_train_images=bool(overlap)))
     print(f'Wrote {args.out}', file=sys.stderr)
     return thr
 
