@@ -19,9 +19,11 @@ SCRIPT = r'''
 import ctypes, sys
 mode = sys.argv[1]
 if mode == 'hook':
+    import types, torch
     import mmmsl
     from mmpretrain.registry import HOOKS
-    HOOKS.build(dict(type='ReuseFreedMemoryHook')).before_run(None)
+    runner = types.SimpleNamespace(model=torch.nn.Linear(2, 2))  # on CPU
+    HOOKS.build(dict(type='ReuseFreedMemoryHook')).before_run(runner)
 elif mode == 'function':
     from mmmsl.engine import reuse_freed_memory
     assert reuse_freed_memory()
@@ -90,3 +92,21 @@ def test_hook_rejects_threshold_glibc_cannot_take(threshold):
 def test_configs_reuse_freed_memory(config):
     hooks = Config.fromfile(osp.join(ROOT, config)).custom_hooks
     assert dict(type='ReuseFreedMemoryHook') in hooks
+
+
+@pytest.mark.parametrize('device, applied', [('cpu', True), ('meta', False)])
+def test_hook_acts_only_for_a_model_on_the_cpu(monkeypatch, device,
+                                               applied):
+    """A model on an accelerator (here the 'meta' device, as CUDA is not at
+    hand) leaves glibc's process-wide settings alone."""
+    from types import SimpleNamespace
+
+    import torch.nn as nn
+
+    from mmmsl.engine import memory
+    calls = []
+    monkeypatch.setattr(memory, 'reuse_freed_memory',
+                        lambda threshold: calls.append(threshold) or True)
+    runner = SimpleNamespace(model=nn.Linear(2, 2, device=device))
+    HOOKS.build(dict(type='ReuseFreedMemoryHook')).before_run(runner)
+    assert calls == ([memory.MAX_MMAP_THRESHOLD] if applied else [])

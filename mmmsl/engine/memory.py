@@ -63,10 +63,11 @@ class ReuseFreedMemoryHook(Hook):
     Training on CPU spends a large share of each step page-faulting
     activation memory that glibc handed back to the kernel the step before;
     with this hook the memory is reused instead (measured in
-    ``docs/benchmarks.md``). On CUDA the activations are not in host memory
-    and the hook changes little. Add
-    ``custom_hooks = [dict(type='ReuseFreedMemoryHook')]``; the mmmsl
-    configs have it.
+    ``docs/benchmarks.md``). It acts only when the model is on the CPU: on
+    CUDA the activations are not in host memory, so it leaves glibc's
+    settings (process-wide, inherited by dataloader workers) alone and logs
+    one line. Add ``custom_hooks = [dict(type='ReuseFreedMemoryHook')]``;
+    the mmmsl configs have it.
 
     Args:
         mmap_threshold (int): See :func:`reuse_freed_memory`.
@@ -82,6 +83,13 @@ class ReuseFreedMemoryHook(Hook):
         self.mmap_threshold = mmap_threshold
 
     def before_run(self, runner) -> None:
+        devices = {p.device.type for p in runner.model.parameters()}
+        if devices - {'cpu'}:
+            MMLogger.get_current_instance().info(
+                'ReuseFreedMemoryHook: the model is on '
+                f"{', '.join(sorted(devices))}, not the CPU; glibc's memory "
+                'settings are left as they are')
+            return
         if not reuse_freed_memory(self.mmap_threshold):
             MMLogger.get_current_instance().warning(
                 'ReuseFreedMemoryHook: the C library has no mallopt (not '
