@@ -30,6 +30,12 @@ class NumClassesCheckHook(Hook):
 
     Datasets without ``metainfo['classes']`` and models without a head are
     skipped.
+
+    mmdet's ``NumClassCheckHook`` does the same for detection heads (it
+    walks every module with a ``num_classes`` and asserts, before each
+    train / val epoch); this one also checks the preprocessor's one-hot
+    size, runs once before the loop, and raises a ``ValueError`` that names
+    the key to change.
     """
 
     priority = 'VERY_HIGH'
@@ -101,6 +107,11 @@ class FiniteLossHook(Hook):
     the others' weights through the gradient all-reduce before their losses
     show it; ``check_weights`` therefore also refuses to save a checkpoint
     whose weights are not finite.
+
+    mmdet's ``CheckInvalidLossHook`` asserts that the total ``loss`` is
+    finite every ``interval`` (50) iterations; this one checks every
+    iteration and every term (free: the values are already floats), names
+    them, and also guards the checkpoint.
 
     Args:
         check_weights (bool): Refuse (``FloatingPointError``) to save a
