@@ -103,7 +103,7 @@ def test_hook_acts_only_for_a_model_on_the_cpu(monkeypatch, device,
 
     import torch.nn as nn
 
-    from mmmsl.engine import memory
+    from mmmsl.engine.hooks import reuse_freed_memory_hook as memory
     calls = []
     monkeypatch.setattr(memory, 'reuse_freed_memory',
                         lambda threshold: calls.append(threshold) or True)

@@ -116,8 +116,8 @@ from mmengine.registry import init_default_scope
 warnings.filterwarnings('ignore', message='Fail to import')  # mmcv-lite
 import mmmsl  # noqa: F401, E402  (registers the MSL components)
 from mmmsl.engine import reuse_freed_memory, to_channels_last  # noqa: E402
-from mmmsl.engine.memory import M_MMAP_THRESHOLD  # noqa: E402
-from mmmsl.engine.memory import M_TRIM_THRESHOLD, mallopt  # noqa: E402
+from mmmsl.engine.hooks.reuse_freed_memory_hook import (  # noqa: E402
+    M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, mallopt)
 from mmmsl.masks import MaskBank  # noqa: E402
 
 MSL_TYPE = 'MaskedSupervisedClassifier'

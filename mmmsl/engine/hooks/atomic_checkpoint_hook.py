@@ -1,4 +1,4 @@
-"""Checkpoints that survive a kill at any moment.
+"""Atomic checkpoints: files that survive a kill at any moment.
 
 mmengine writes a checkpoint with ``open(path, 'wb')`` (a kill mid-write
 leaves a truncated ``epoch_N.pth``), writes ``last_checkpoint`` the same way,

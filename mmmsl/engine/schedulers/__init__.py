@@ -1,0 +1,3 @@
+from .linear_warmup_lr import LinearWarmUpLR
+
+__all__ = ['LinearWarmUpLR']

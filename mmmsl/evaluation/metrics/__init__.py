@@ -1,0 +1,3 @@
+from .multi_label_paper import MultiLabelPaperMetric
+
+__all__ = ['MultiLabelPaperMetric']
