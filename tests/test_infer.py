@@ -17,8 +17,7 @@ from mmengine.runner import Runner
 import mmmsl  # noqa: F401
 from conftest import make_voc, tiny_msl_cfg
 from mmmsl.apis import (MultiLabelInferencer, decode_scores, expand_inputs,
-                        load_thresholds, resolve_thresholds, save_thresholds,
-                        tune_class_thresholds)
+                        load_thresholds, resolve_thresholds, save_thresholds)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
@@ -205,6 +204,11 @@ def test_show_dir_with_masked_input(trained):
         clean, masked = pic[:256, :256], pic[:256, -256:]
         assert clean.std() > 5 and np.abs(
             clean.astype(int) - masked.astype(int)).mean() > 5
+        # Both panels are the 32 px model input (x8), aligned: the masked
+        # one differs only in holes, of the dataset mean's pixel (BGR).
+        holes = (clean != masked).any(-1)
+        assert 0.3 < holes.mean() <= 0.6
+        assert (masked[holes] == (104, 116, 124)).all()
         # Text band under the clean image: white with dark glyphs.
         band = pic[256:, :256]
         assert band.max() == 255 and band.min() < 100
@@ -212,32 +216,6 @@ def test_show_dir_with_masked_input(trained):
     infer(trained, images[0], '--show-dir', trained['base'] / 'show1')
     pic = cv2.imread(str(trained['base'] / 'show1' / names[0]))
     assert 256 <= pic.shape[1] < 2 * 256
-
-
-def test_tune_thresholds_hand_made():
-    # class 0: F1 at thr .9 .8 .3 .2 = 1/2, 2/5, 4/7, 1/2 -> 0.3
-    # class 1: a tie (F1 1/2 at .9 and .6): the highest threshold, 0.9
-    # class 2: no positive -> 0.5; class 3: equal scores form one candidate;
-    # class 4: -1 (ignored) removes the 0.95 negative -> 0.7
-    scores = np.array([[.9, .9, .9, .4, .95],
-                       [.8, .8, .2, .4, .7],
-                       [.3, .7, .1, .4, .6],
-                       [.2, .6, .3, .1, .5],
-                       [.1, .1, .0, .0, .1]])
-    labels = np.array([[1, 1, 0, 1, -1],
-                       [0, 0, 0, 0, 1],
-                       [1, 0, 0, 1, 0],
-                       [0, 1, 0, 0, 0],
-                       [0, 0, 0, 0, 0]])
-    # class 3 (P = 2): thr .4 -> TP 2 of 3 predicted: F1 4/7; .1 -> 4/8.
-    np.testing.assert_allclose(
-        tune_class_thresholds(scores[:4], labels[:4]),
-        [0.3, 0.9, 0.5, 0.4, 0.7])
-    # A fifth, all-negative row adds worse candidates only.
-    np.testing.assert_allclose(tune_class_thresholds(scores, labels)[[0, 3]],
-                               [0.3, 0.4])
-    with pytest.raises(ValueError, match='labels must be'):
-        tune_class_thresholds(scores, labels * 2)
 
 
 def test_thresholds_decode_and_inputs(tmp_path):
@@ -313,11 +291,16 @@ def test_tune_thresholds_tool_feeds_infer(trained):
     proc = run(tool + ['--out', out], ok=False)
     assert proc.returncode != 0 and 'Refusing' in proc.stderr
     assert not osp.exists(out)
-    # On a held-out split (here trainval, for the test's sake).
-    run(tool + ['--out', out, '--cfg-options',
-                'val_dataloader.dataset.split=trainval'])
+    # trainval is the training set: refused, then allowed (for the test's
+    # sake; tests/test_thresholds.py covers the check).
+    on_trainval = ['--out', out, '--cfg-options',
+                   'val_dataloader.dataset.split=trainval']
+    proc = run(tool + on_trainval, ok=False)
+    assert proc.returncode != 0 and 'training images' in proc.stderr
+    run(tool + on_trainval + ['--allow-train-overlap'])
     with open(out) as f:
         tuned = json.load(f)
+    assert tuned['tuned_on_train_images'] is True
     thr = np.array([tuned['thresholds'][c] for c in VOC_CLASSES])
     pos = np.array([tuned['num_positives'][c] for c in VOC_CLASSES])
     assert tuned['split'] == 'val' and tuned['num_samples'] == 12

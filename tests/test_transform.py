@@ -21,7 +21,7 @@ def test_records_binary_keep_mask_sized_to_image(tmp_path):
     m = res['msl_mask']
     assert m.shape == (40, 60) and m.dtype == np.uint8
     assert set(np.unique(m)) == {0, 1}
-    assert 0.5 < 1 - m.mean() <= 0.6  # 1 = keep, 0 = hole
+    assert 0.5 < (m == 0).mean() <= 0.6  # 1 = keep, 0 = hole
     assert res['img'].min() > 0  # the image itself is untouched
 
 
@@ -38,7 +38,7 @@ def test_bank_mask_of_a_larger_image_is_recorded_reduced():
     assert full.shape == (100, 64)
     # apply=True always masks the image at its own size.
     out = TRANSFORMS.build(dict(kw, apply=True))(_results(100, 64))['img']
-    assert out.shape == (100, 64, 3) and 0.45 < (out == 0).all(-1).mean()
+    assert out.shape == (100, 64, 3) and 0.5 < (out == 0).all(-1).mean() <= .6
     # Procedural masks are drawn at the image size.
     proc = TRANSFORMS.build(dict(kw, source='procedural'))
     assert proc.mask_size(100, 64) == (100, 64)
@@ -118,3 +118,56 @@ def test_bad_arguments_fail_at_build(tmp_path):
         IrregularMask(ratio='huge')
     with pytest.raises(FileNotFoundError, match='no_masks'):
         IrregularMask(source='folder', path=str(tmp_path / 'no_masks'))
+
+
+def test_apply_rounds_and_clips_the_fill():
+    # The fill is a pixel value: rounded (half up) and clipped to uint8,
+    # never truncated (103.9 -> 103) or wrapped (-4 -> 252, 300 -> 44).
+    kw = dict(source='procedural', seed=1)
+    keep = IrregularMask(**kw)(_results())['msl_mask'].astype(bool)
+    out = IrregularMask(apply=True, fill=(103.9, -4.0, 300.0), **kw)(
+        _results())['img']
+    assert out.dtype == np.uint8
+    assert (out[~keep] == [104, 0, 255]).all()
+    assert (out[keep] == _results()['img'][keep]).all()
+    # WIDER's mean = std = 127.5: the hole is grey 128 (half rounds up).
+    grey = IrregularMask(apply=True, fill=127.5, **kw)(_results())['img']
+    assert (grey[~keep] == 128).all()
+    half = IrregularMask(apply=True, fill=[0.5, 1.5, 2.5], **kw)(
+        _results())['img']
+    assert (half[~keep] == [1, 2, 3]).all()
+    # A float image gets the value itself.
+    img = _results()['img'].astype(np.float32)
+    out = IrregularMask(apply=True, fill=(0.25, -1.5, 300.0), **kw)(
+        dict(img=img, sample_idx=0))['img']
+    assert out.dtype == np.float32
+    assert (out[~keep] == np.float32([0.25, -1.5, 300.0])).all()
+    with pytest.raises(ValueError, match='finite'):
+        IrregularMask(apply=True, fill=float('nan'))
+
+
+def test_apply_can_record_its_keep_mask():
+    kw = dict(source='procedural', seed=4)
+    keep = IrregularMask(**kw)(_results())['msl_mask']
+    res = IrregularMask(apply=True, keep_key='shown', **kw)(_results())
+    assert np.array_equal(res['shown'], keep) and 'msl_mask' not in res
+    assert (res['img'][keep == 0] == 0).all()
+
+
+@pytest.mark.parametrize('shape', [(100, 64), (150, 97), (190, 190)])
+def test_reduced_masks_are_in_the_bin_as_the_model_applies_them(shape):
+    # The model resizes a reduced mask to the image itself: the hole ratio
+    # must hold there, not only at the recorded size.
+    import torch
+
+    from mmmsl.models import MaskedSupervisedClassifier
+    t = IrregularMask(ratio='high', bank_size=20, bank_res=64, seed=9)
+    h, w = shape
+    assert t.mask_size(h, w) != (h, w)
+    masks = np.stack([t(_results(h, w, i))['msl_mask'] for i in range(300)])
+    keep = MaskedSupervisedClassifier._to_device(
+        masks, torch.zeros(1, 3, h, w), (h, w))
+    # Hole counts over pixel counts, in float64, as the bin is defined.
+    removed = (~keep).sum((1, 2, 3)).numpy() / (h * w)
+    outside = removed[(removed <= 0.5) | (removed > 0.6)]
+    assert outside.size == 0, outside

@@ -12,8 +12,13 @@ threshold is a label (``--thr`` for all classes, or one per class from
 ``--topk K`` keeps at most the K best of those. Prints a table, writes the
 records as JSON with ``--out``, and with ``--show-dir`` one PNG per image
 with its labels drawn under it. ``--mask`` also predicts on the image with
-a fixed held-out irregular mask (holes = the dataset mean, as
-``tools/test.py --mask``) and shows the masked input beside the clean one.
+a fixed held-out irregular mask, put where ``tools/test.py --mask`` puts it
+(after the test pipeline's resize and crop, right before packing; holes of
+the pixel the preprocessor maps to the model's ``fill``, see
+``mmmsl.apis.robustness.hole_fill_pixels``), so image ``i`` of the inputs
+gets the masked model input of test sample ``i`` with the same
+``--mask-seed``; the picture shows the masked model input beside the clean
+one.
 """
 import argparse
 import json
@@ -133,14 +138,24 @@ def hconcat(panels: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
 
 
 def visualize(record: dict, images: dict) -> np.ndarray:
-    """The picture of one record: clean panel, and masked panel beside."""
-    panels = [draw_panel(images['clean'], 'clean input', record['labels'])]
-    if 'masked' in images:
-        removed = record['masked']['removed']
-        panels.append(
-            draw_panel(images['masked'], f'masked, {removed:.0%} removed',
-                       record['masked']['labels']))
-    return hconcat(panels)
+    """The picture of one record: the clean image, and with ``--mask`` the
+    masked model input beside the clean one.
+
+    Without a mask the clean panel is the image as loaded. With one, both
+    panels are the model's input (after the test pipeline's resize and
+    crop), clean and masked, so they line up pixel for pixel and the
+    masked one is exactly what the model (and ``tools/test.py --mask``)
+    sees.
+    """
+    if 'masked' not in images:
+        return draw_panel(images['clean'], 'clean input', record['labels'])
+    removed = record['masked']['removed']
+    return hconcat([
+        draw_panel(images.get('input', images['clean']), 'clean input',
+                   record['labels']),
+        draw_panel(images['masked'], f'masked, {removed:.0%} removed',
+                   record['masked']['labels'])
+    ])
 
 
 def unique_png(out_dir: str, image: str, used: set) -> str:

@@ -8,8 +8,11 @@ Builds the dataset of ``{split}_dataloader`` with its own pipeline up to
 ``--num`` samples and writes one PNG grid with a column per sample and three
 rows: the clean image, the keep mask (white = kept, black = hole) and the
 masked image (holes filled with the pixel value the model's preprocessor
-maps to the MSL ``fill``, the dataset mean by default; grey 128 without
-normalisation). A pipeline without ``IrregularMask`` gets
+maps to the MSL ``fill``, ``mmmsl.apis.robustness.hole_fill_pixels``, the
+same value ``tools/test.py --mask`` and ``tools/infer.py --mask`` fill holes
+with: the dataset mean by default; ``fill`` itself, black by default,
+without normalisation). A mask recorded at a reduced size is upsampled as
+the model does it. A pipeline without ``IrregularMask`` gets
 ``IrregularMask(ratio='high')`` before packing (with a note); one with
 ``apply=True`` is shown with ``apply=False`` (to get the mask).
 
@@ -32,6 +35,7 @@ from mmengine.runner import set_random_seed
 import mmmsl  # noqa: F401  (registers the MSL components)
 from mmmsl.apis.inference import to_bgr_uint8
 from mmmsl.apis.robustness import hole_fill_pixels
+from mmmsl.masks import round_pixel, upsample_nearest
 
 PAD, LABEL_W = 4, 96
 ROWS = ('clean', 'keep mask', 'masked')
@@ -99,8 +103,9 @@ def fit_tile(img: np.ndarray, tile: int) -> np.ndarray:
 
 
 def masked_image(img: np.ndarray, keep: np.ndarray, fill) -> np.ndarray:
-    """Holes (``keep == 0``) of ``img`` set to ``fill`` (per channel)."""
-    fill = np.round(np.asarray(fill, np.float64)).astype(np.uint8)
+    """Holes (``keep == 0``) of ``img`` set to ``fill`` (per channel;
+    rounded and clipped to uint8 as ``IrregularMask(apply=True)`` does)."""
+    fill = round_pixel(fill, np.uint8)
     return np.where(keep.astype(bool)[..., None], img, fill).astype(np.uint8)
 
 
@@ -129,8 +134,7 @@ def make_grid(images: Sequence[np.ndarray], keeps: Sequence[np.ndarray],
         img = to_bgr_uint8(img)
         keep = np.asarray(keep, np.uint8)
         if keep.shape != img.shape[:2]:  # a reduced mask: as the model does
-            keep = cv2.resize(keep, img.shape[1::-1],
-                              interpolation=cv2.INTER_NEAREST)
+            keep = upsample_nearest(keep, *img.shape[:2])
         tiles = (img, cv2.cvtColor(keep * 255, cv2.COLOR_GRAY2BGR),
                  masked_image(img, keep, fill))
         x = LABEL_W + PAD + c * (tile + PAD)
@@ -161,8 +165,7 @@ def main(argv=None):
     images, keeps, notes = sample(cfg, args.split, args.num, args.seed)
     for note in notes:
         print(f'Note: {note}')
-    fill = hole_fill_pixels(cfg)
-    grid = make_grid(images, keeps, 128 if fill is None else fill, args.tile)
+    grid = make_grid(images, keeps, hole_fill_pixels(cfg), args.tile)
     removed = [1 - float(np.mean(k)) for k in keeps]
     print('removed: ' + ' '.join(f'{r:.0%}' for r in removed))
     if osp.dirname(args.out):

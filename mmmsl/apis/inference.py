@@ -35,7 +35,8 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 
-from .robustness import EVAL_MASK_SEED, hole_fill_pixels
+from .robustness import (EVAL_MASK_SEED, insert_test_mask, pack_index,
+                         step_type)
 from .thresholds import ThresholdType, resolve_thresholds
 
 #: File name endings treated as images when a folder is expanded.
@@ -45,6 +46,9 @@ IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
 #: ``predict`` is ImageClassifier's and their state dicts have its keys.
 MSL_MODEL_TYPES = ('MaskedSupervisedClassifier',
                    'mmpretrain.MaskedSupervisedClassifier')
+
+#: Results key under which the held-out test mask's keep mask is recorded.
+KEEP_KEY = 'msl_test_keep'
 
 InputType = Union[str, np.ndarray]
 
@@ -295,21 +299,51 @@ class MultiLabelInferencer:
         self.cfg = model.cfg
         self.classes = list(model.dataset_meta['classes'])
         self.load, self.pipeline = self._build_pipeline(self.cfg)
-        self._maskers = {}
+        # The test pipeline after loading, split at its packing step: the
+        # image before packing is the model's input, where a test-time mask
+        # goes (as tools/test.py --mask puts it).
+        self._steps = self._test_steps(self.cfg)[1]
+        self._stages = {}
 
     @staticmethod
-    def _build_pipeline(cfg: Config) -> Tuple[Callable, Callable]:
-        from mmpretrain.registry import TRANSFORMS
+    def _test_steps(cfg: Config) -> Tuple[dict, List[dict]]:
+        """The test pipeline's ``LoadImageFromFile`` config (a default one
+        if it has none) and its other steps."""
         steps = list(cfg.test_dataloader.dataset.pipeline)
         load_cfg = dict(type='LoadImageFromFile')
         for i, step in enumerate(steps):
-            if step['type'].split('.')[-1] == 'LoadImageFromFile':
+            if step_type(step) == 'LoadImageFromFile':
                 load_cfg = steps.pop(i)
                 break
+        return load_cfg, steps
+
+    @classmethod
+    def _build_pipeline(cls, cfg: Config) -> Tuple[Callable, Callable]:
+        from mmpretrain.registry import TRANSFORMS
+        load_cfg, steps = cls._test_steps(cfg)
         with DefaultScope.overwrite_default_scope('mmpretrain'):
             load = TRANSFORMS.build(load_cfg)
             rest = Compose([TRANSFORMS.build(t) for t in steps])
         return load, rest
+
+    def _stage(self, mask: Union[None, str, Sequence[float]] = None,
+               mask_seed: int = EVAL_MASK_SEED) -> Tuple[Callable, Callable]:
+        """``(pre, pack)``: the test pipeline (after loading) up to its
+        packing step, with the held-out mask step of
+        :func:`~mmmsl.apis.robustness.insert_test_mask` at its end when
+        ``mask`` is given, and the rest."""
+        key = None if mask is None else (str(mask), int(mask_seed))
+        if key not in self._stages:
+            from mmpretrain.registry import TRANSFORMS
+            steps = self._steps if mask is None else insert_test_mask(
+                self._steps, self.cfg, mask, mask_seed, keep_key=KEEP_KEY)
+            # With a mask the mask step is the last one before packing.
+            i = pack_index(steps)
+            with DefaultScope.overwrite_default_scope('mmpretrain'):
+                self._stages[key] = (
+                    Compose([TRANSFORMS.build(t) for t in steps[:i]]),
+                    Compose([TRANSFORMS.build(t) for t in steps[i:]]))
+        return self._stages[key]
 
     def read(self, item: InputType, index: int = 0) -> dict:
         """Load one input into a pipeline results dict (``img`` BGR)."""
@@ -325,38 +359,46 @@ class MultiLabelInferencer:
             raise ValueError(f'Cannot read image {item}')
         return results
 
-    def mask_image(self,
-                   img: np.ndarray,
-                   index: int,
-                   ratio: Union[str, Sequence[float]] = 'high',
-                   seed: int = EVAL_MASK_SEED) -> Tuple[np.ndarray, np.ndarray]:
-        """Mask an image with the fixed held-out mask of ``(seed, index)``.
+    def model_input(self,
+                    results: dict,
+                    mask: Union[None, str, Sequence[float]] = None,
+                    mask_seed: int = EVAL_MASK_SEED) -> Tuple[dict, dict]:
+        """Run the test pipeline on one loaded results dict.
 
-        Holes are filled with the pixel value the preprocessor maps to the
-        model's ``fill`` (the dataset mean by default; 0 without
-        normalisation), as ``tools/test.py --mask`` does.
+        With ``mask``, the image is masked where ``tools/test.py --mask``
+        masks it: after the pipeline's resize and crop, right before
+        packing, with the fixed held-out mask of ``(mask_seed,
+        results['sample_idx'])`` and holes of the pixel value the
+        preprocessor maps to the model's ``fill``
+        (:func:`~mmmsl.apis.robustness.hole_fill_pixels`). The same config,
+        seed and index give the same masked model input in both tools.
 
         Returns:
-            tuple[np.ndarray, np.ndarray]: The masked image (same shape and
-            dtype) and the keep mask ``(H, W)`` uint8, 1 keep / 0 hole.
+            tuple[dict, dict]: The packed sample (``inputs``,
+            ``data_samples``) and the results just before packing: its
+            ``img`` is the model's input (BGR), masked with ``mask``, and
+            then ``'msl_test_keep'`` is the keep mask ``(H, W)`` uint8 of
+            that image, 1 keep / 0 hole.
         """
-        from ..datasets import IrregularMask
-        key = (str(ratio), seed)
-        if key not in self._maskers:
-            self._maskers[key] = IrregularMask(
-                ratio=ratio, source='procedural', seed=seed)
-        keep = self._maskers[key](dict(img=img, sample_idx=index))['msl_mask']
-        fill = hole_fill_pixels(self.cfg) or 0
-        fill = np.round(np.asarray(fill, np.float64)).astype(img.dtype)
-        mask = keep.astype(bool)[..., None] if img.ndim == 3 else \
-            keep.astype(bool)
-        return np.where(mask, img, fill).astype(img.dtype), keep
+        pre, pack = self._stage(mask, mask_seed)
+        staged = pre(dict(results))
+        if staged is None:
+            raise ValueError('The test pipeline dropped the image '
+                             f"{results.get('img_path', '(array)')}")
+        return pack(dict(staged)), staged
 
     @torch.no_grad()
-    def predict_scores(self, results: Sequence[dict]) -> np.ndarray:
-        """Scores of a batch of loaded results dicts, shape (N, C)."""
-        data = pseudo_collate([self.pipeline(dict(r)) for r in results])
-        samples = self.model.test_step(data)
+    def predict_scores(self, results: Sequence[dict],
+                       mask: Union[None, str, Sequence[float]] = None,
+                       mask_seed: int = EVAL_MASK_SEED) -> np.ndarray:
+        """Scores of a batch of loaded results dicts, shape (N, C) (of the
+        masked inputs with ``mask``, see :meth:`model_input`)."""
+        return self._forward(
+            [self.model_input(r, mask, mask_seed)[0] for r in results])
+
+    @torch.no_grad()
+    def _forward(self, packed: Sequence[dict]) -> np.ndarray:
+        samples = self.model.test_step(pseudo_collate(list(packed)))
         return torch.stack([s.pred_score.float().cpu()
                             for s in samples]).numpy()
 
@@ -373,8 +415,12 @@ class MultiLabelInferencer:
         """Like :meth:`__call__`, one image at a time, with its pixels.
 
         Yields:
-            tuple[dict, dict]: The record and ``{'clean': img}`` (BGR, as
-            loaded), plus ``'masked'`` and ``'keep'`` with ``mask``.
+            tuple[dict, dict]: The record and its pixels: ``'clean'`` (BGR,
+            as loaded) and ``'input'`` (the model's input: the image after
+            the test pipeline's resize and crop, before packing), plus with
+            ``mask`` ``'masked'`` (that input masked, as the model saw it,
+            see :meth:`model_input`) and ``'keep'`` (its keep mask, 1 keep
+            / 0 hole).
         """
         if isinstance(inputs, (str, np.ndarray, os.PathLike)):
             inputs = [inputs]
@@ -386,14 +432,12 @@ class MultiLabelInferencer:
         for start in range(0, len(items), batch_size):
             chunk = items[start:start + batch_size]
             loaded = [self.read(x, start + i) for i, x in enumerate(chunk)]
-            scores = self.predict_scores(loaded)
-            masked = keeps = None
+            clean = [self.model_input(r) for r in loaded]
+            scores = self._forward([c[0] for c in clean])
             if mask is not None:
-                pairs = [self.mask_image(r['img'], start + i, mask, mask_seed)
-                         for i, r in enumerate(loaded)]
-                masked = [dict(r, img=p[0]) for r, p in zip(loaded, pairs)]
-                keeps = [p[1] for p in pairs]
-                masked_scores = self.predict_scores(masked)
+                masked = [self.model_input(r, mask, mask_seed)
+                          for r in loaded]
+                masked_scores = self._forward([m[0] for m in masked])
             for i, (item, res) in enumerate(zip(chunk, loaded)):
                 name = item if isinstance(item, str) else \
                     f'array_{start + i}'
@@ -402,14 +446,16 @@ class MultiLabelInferencer:
                     labels=decode_scores(scores[i], self.classes, thresholds,
                                          topk),
                     scores=[float(s) for s in scores[i]])
-                images = dict(clean=res['img'])
+                images = dict(clean=res['img'], input=clean[i][1]['img'])
                 if mask is not None:
+                    staged = masked[i][1]
+                    keep = staged[KEEP_KEY]
                     record['masked'] = dict(
-                        removed=float(1 - keeps[i].mean()),
+                        removed=float(1 - keep.mean()),
                         labels=decode_scores(masked_scores[i], self.classes,
                                              thresholds, topk),
                         scores=[float(s) for s in masked_scores[i]])
-                    images.update(masked=masked[i]['img'], keep=keeps[i])
+                    images.update(masked=staged['img'], keep=keep)
                 if bar is not None:
                     bar.update()
                 yield record, images
@@ -437,7 +483,9 @@ class MultiLabelInferencer:
             batch_size (int): Images per forward. Defaults to 8.
             mask (str | tuple, optional): Also predict on the image masked
                 with a fixed held-out mask (``'high'``, ``'low'`` or
-                ``(lo, hi)`` removed), as ``record['masked']``.
+                ``(lo, hi)`` removed), as ``record['masked']``: the model
+                input masked as by ``tools/test.py --mask`` (see
+                :meth:`model_input`).
             mask_seed (int): Seed of those masks (mask of image ``i`` fixed
                 by ``(mask_seed, i)``).
             progress (bool): Show a progress bar on stderr.

@@ -6,7 +6,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
-from ..masks import build_mask_source, parse_ratio
+from ..masks import build_mask_source, parse_ratio, round_pixel
 from ..seeding import ProcessRNG
 
 
@@ -27,7 +27,9 @@ class IrregularMask(BaseTransform):
     ``bank_res``) is recorded at ``(ceil(H / f), ceil(W / f))`` with
     ``f = ceil(max(H, W) / S)``: the same mask, which the model upsamples
     (nearest) on the device, at a fraction of the loader's cost. Set
-    ``full_size=True`` to always get ``(H, W)``.
+    ``full_size=True`` to always get ``(H, W)``. Either way the hole ratio
+    is in ``ratio`` where the mask is used: at ``(H, W)``, after the
+    model's upsampling (:func:`mmmsl.masks.upsample_nearest`).
 
     **Required Keys:** ``img``, ``sample_idx`` (only with ``seed``)
 
@@ -53,11 +55,20 @@ class IrregularMask(BaseTransform):
             ``(seed, sample_idx)``, the fixed held-out masks a robustness
             evaluation needs.
         apply (bool): Mask ``results['img']`` itself with ``fill`` instead of
-            recording the mask (test-time robustness evaluation).
+            recording the mask (test-time robustness evaluation; put it
+            after the geometric transforms, right before packing, as
+            :func:`mmmsl.apis.robustness.insert_test_mask` does).
         fill (Number | Sequence[Number]): Pixel value of holes with
-            ``apply=True``, per channel if a sequence. Defaults to 0 (black,
-            as the authors' code).
+            ``apply=True``, per channel (BGR, as loaded) if a sequence;
+            rounded half up and clipped to the image dtype's range for
+            integer images (uint8: 0..255). The value that matches a
+            model's ``fill`` is :func:`mmmsl.apis.robustness.hole_fill_pixels`
+            (``tools/test.py --mask`` uses it). Defaults to 0 (black, as the
+            authors' code).
         key (str): Result key of the mask. Defaults to ``'msl_mask'``.
+        keep_key (str, optional): With ``apply=True``, also record the keep
+            mask (image size) under this key, e.g. to show what was removed.
+            Defaults to None (nothing recorded).
         bank_size (int): Masks in the cached procedural bank. Defaults to
             1000.
         bank_res (int): Side of the bank's masks. Defaults to 256.
@@ -82,7 +93,8 @@ class IrregularMask(BaseTransform):
                  bank_res: int = 256,
                  bank_seed: int = 0,
                  invert: bool = False,
-                 full_size: bool = False):
+                 full_size: bool = False,
+                 keep_key: Optional[str] = None):
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f'IrregularMask: prob={prob!r} not in [0, 1]')
         self.ratio = parse_ratio(ratio)
@@ -98,7 +110,9 @@ class IrregularMask(BaseTransform):
         self.prob = prob
         self.seed = seed
         self.apply = apply
+        round_pixel(fill)  # a non-numeric or non-finite fill fails here
         self.fill = fill
+        self.keep_key = keep_key
         self.key = key
         self.full_size = full_size
         self._rng = ProcessRNG(seed)
@@ -119,19 +133,24 @@ class IrregularMask(BaseTransform):
 
     def transform(self, results: dict) -> dict:
         img = results['img']
-        h, w = self.mask_size(*img.shape[:2])
+        height, width = img.shape[:2]
+        h, w = self.mask_size(height, width)
         rng = self._rng_for(results)
         if self.prob < 1.0 and rng.random() >= self.prob:
             keep = np.ones((h, w), np.uint8)
-        else:
+        elif (h, w) == (height, width):
             keep = 1 - self.source.sample(h, w, rng)
+        else:  # reduced: the ratio must hold once upsampled to the image
+            keep = 1 - self.source.sample(h, w, rng, size=(height, width))
         if not self.apply:
             results[self.key] = keep
             return results
+        if self.keep_key is not None:
+            results[self.keep_key] = keep
         keep = keep.astype(bool)
         if img.ndim == 3:
             keep = keep[..., None]
-        fill = np.asarray(self.fill, dtype=img.dtype)
+        fill = round_pixel(self.fill, img.dtype)
         channels = img.shape[2] if img.ndim == 3 else 1
         if fill.size not in (1, channels):
             raise ValueError(

@@ -2,13 +2,14 @@
 import os
 import os.path as osp
 import tempfile
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
 
 from .folder import load_mask_folder
-from .ratio import RatioSpec, in_range, parse_ratio
+from .ratio import (RatioSpec, bin_counts, fit_ratio, hole_count, in_range,
+                    parse_ratio)
 from .strokes import irregular_masks
 
 #: cv2.flip codes: none, vertical, horizontal, both (a 180-degree turn).
@@ -28,19 +29,23 @@ class MaskBank:
     hole ratio stays in the bank's range), applies one of the 8 square
     symmetries (90-degree turns and mirrors), and resizes it
     nearest-neighbour to the requested size, so a bank of 1,000 masks gives
-    far more distinct masks than it stores.
+    far more distinct masks than it stores. The sampled mask's own hole
+    ratio is checked after the resize: every mask returned is in the range.
 
     Args:
         holes (np.ndarray): ``(N, S, S)`` hole masks, non-zero = hole.
         ratio (Sequence[float]): The ``(lo, hi]`` hole-ratio range the
             masks were chosen for (checked).
         crop_scale (float): Smallest crop side as a fraction of S.
+        retries (int): Draws after the first before a mask that left the
+            range is fixed instead (see :meth:`sample`).
     """
 
     def __init__(self,
                  holes: np.ndarray,
                  ratio: Sequence[float],
-                 crop_scale: float = 0.8):
+                 crop_scale: float = 0.8,
+                 retries: int = 3):
         holes = np.asarray(holes)
         if holes.ndim != 3 or holes.shape[1] != holes.shape[2] or not len(
                 holes):
@@ -55,6 +60,8 @@ class MaskBank:
                 f'{int(bad.sum())} bank masks have hole ratios outside '
                 f'{self.ratio}, e.g. {self.ratios[bad][0]:.3f}')
         self.crop_scale = crop_scale
+        self.retries = int(retries)
+        self._bounds = {}  # (H, W) -> hole-pixel counts allowed there
 
     def __len__(self) -> int:
         return len(self.holes)
@@ -140,9 +147,59 @@ class MaskBank:
                 f'Mask bank file {path} is not a valid bank: {e}') from e
         return cls(holes, ratio)
 
-    def sample(self, height: int, width: int,
-               rng: np.random.Generator) -> np.ndarray:
-        """One ``(height, width)`` uint8 hole mask (1 = removed pixel).
+    def sample(self,
+               height: int,
+               width: int,
+               rng: np.random.Generator,
+               size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """One ``(height, width)`` uint8 hole mask (1 = removed pixel) whose
+        hole ratio is in the bank's range.
+
+        The crop, orientation and resize (see :meth:`draw`) can move a
+        mask's ratio out of the range (1-5% of the draws at 64-448 px); such
+        a draw is redrawn up to ``retries`` times, then the last one is
+        fixed by :func:`~mmmsl.masks.ratio.fit_ratio` (the fewest boundary
+        pixels flipped), so every mask lands in the range.
+
+        Args:
+            height (int): Mask height.
+            width (int): Mask width.
+            rng (np.random.Generator): The random source.
+            size (tuple[int, int], optional): ``(H, W)`` the mask will be
+                used at after the MSL model's nearest upsampling
+                (:func:`~mmmsl.masks.ratio.upsample_nearest`), when it is
+                recorded at a reduced size: the ratio is then guaranteed at
+                ``(H, W)``. None: at ``(height, width)``.
+        """
+        if size is None or (size[0] == height and size[1] == width):
+            at = None
+            bounds = self._bounds.get((height, width))
+        else:
+            at = (int(size[0]), int(size[1]))
+            bounds = self._bounds.get(at)
+        if bounds is None:
+            hw = at or (height, width)
+            bounds = bin_counts(hw[0] * hw[1], *self.ratio)
+            if bounds[0] > bounds[1]:
+                raise ValueError(f'MaskBank: no {hw[0]}x{hw[1]} mask has a '
+                                 f'hole ratio in (lo, hi] = {self.ratio}')
+            if len(self._bounds) > 4096:  # many image sizes: stay small
+                self._bounds.clear()
+            self._bounds[hw] = bounds
+        cmin, cmax = bounds
+        for _ in range(self.retries + 1):
+            hole = self.draw(height, width, rng)
+            # cv2's count is ~2x numpy's; this check is all the overhead.
+            count = cv2.countNonZero(hole) if at is None else hole_count(
+                hole, at)
+            if cmin <= count <= cmax:
+                return hole
+        return fit_ratio(hole, self.ratio, at)
+
+    def draw(self, height: int, width: int,
+             rng: np.random.Generator) -> np.ndarray:
+        """One ``(height, width)`` uint8 hole mask, unchecked: a random bank
+        mask, cropped, oriented and resized.
 
         The 8 orientations (an optional transpose, then one of 4 flips: the
         90-degree turns and mirrors) are applied to the crop before the one

@@ -1,10 +1,10 @@
 """One entry point that turns a config's mask source into a sampler."""
-from typing import Optional
+from typing import Optional, Tuple
 
 import numpy as np
 
 from .bank import MaskBank
-from .ratio import RatioSpec, parse_ratio
+from .ratio import RatioSpec, fit_ratio, parse_ratio
 from .strokes import random_irregular_mask
 
 SOURCES = ('bank', 'procedural', 'folder')
@@ -16,9 +16,17 @@ class ProceduralMasks:
     def __init__(self, ratio: RatioSpec = 'high'):
         self.ratio = parse_ratio(ratio)
 
-    def sample(self, height: int, width: int,
-               rng: np.random.Generator) -> np.ndarray:
-        return random_irregular_mask(height, width, self.ratio, rng)
+    def sample(self,
+               height: int,
+               width: int,
+               rng: np.random.Generator,
+               size: Optional[Tuple[int, int]] = None) -> np.ndarray:
+        """A ``(height, width)`` hole mask in the bin (at ``size`` if given,
+        the ``(H, W)`` it is upsampled to, see :meth:`MaskBank.sample`)."""
+        hole = random_irregular_mask(height, width, self.ratio, rng)
+        if size is not None and tuple(size) != (height, width):
+            hole = fit_ratio(hole, self.ratio, size)
+        return hole
 
 
 def build_mask_source(source: str = 'bank',
@@ -45,8 +53,9 @@ def build_mask_source(source: str = 'bank',
         invert (bool): For ``'folder'``: black = hole.
 
     Returns:
-        An object with ``sample(height, width, rng) -> (H, W) uint8`` hole
-        mask.
+        An object with ``sample(height, width, rng, size=None) -> (height,
+        width) uint8`` hole mask, whose hole ratio is in ``ratio`` at
+        ``size`` (the size it is upsampled to; ``(height, width)`` if None).
     """
     bounds = parse_ratio(ratio)
     if source == 'procedural':

@@ -6,8 +6,10 @@
 
 Each checkpoint is evaluated on clean test images (ratio 0) and on test
 images with fixed held-out masks whose hole ratio lies in
-``(r - 0.1, r]`` for every other ``r``. Writes ``mask_sweep.csv`` and
-``mask_sweep.png`` to ``--out-dir``.
+``(r - 0.1, r]`` for every other ``r``, inserted as ``tools/test.py --mask``
+does (``mmmsl.apis.add_test_masks``: right before packing, holes of the
+pixel ``mmmsl.apis.robustness.hole_fill_pixels`` gives). Writes
+``mask_sweep.csv`` and ``mask_sweep.png`` to ``--out-dir``.
 """
 import argparse
 import csv
