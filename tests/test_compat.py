@@ -1,4 +1,4 @@
-"""mmmsl.compat: mmengine checkpoints under torch's ``weights_only=True``.
+"""mmmsl.utils.compat: mmengine checkpoints under torch's ``weights_only=True``.
 
 Crafted checkpoints are written with ``torch.save`` (a zip checkpoint, as
 mmengine saves them) so that they go through ``torch.load``'s weights-only
@@ -14,7 +14,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 from mmengine.runner.checkpoint import CheckpointLoader
 
-import mmmsl  # noqa: F401  (registers mmmsl.compat)
+import mmmsl  # noqa: F401  (registers mmmsl.utils.compat)
 from mmmsl import compat
 
 

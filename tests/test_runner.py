@@ -83,7 +83,7 @@ def test_malicious_checkpoint_is_refused(tmp_path):
 def test_getattr_is_restricted_to_history_buffer_methods():
     from mmengine.logging import HistoryBuffer
 
-    from mmmsl.compat import history_buffer_getattr
+    from mmmsl.utils.compat import history_buffer_getattr
     assert history_buffer_getattr(HistoryBuffer, 'mean') is HistoryBuffer.mean
     with pytest.raises(pickle.UnpicklingError, match='__init__'):
         history_buffer_getattr(HistoryBuffer, '__init__')

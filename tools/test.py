@@ -12,7 +12,8 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmmsl  # noqa: F401  (registers the MSL components)
-from mmmsl.apis import add_test_masks, setup_distributed
+from mmmsl.apis import add_test_masks
+from mmmsl.utils import setup_distributed
 
 
 def parse_ratio_arg(text: str):

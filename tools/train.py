@@ -14,7 +14,7 @@ from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import mmmsl  # noqa: F401  (registers the MSL components)
-from mmmsl.apis import setup_distributed
+from mmmsl.utils import setup_distributed
 
 
 def parse_args(argv=None):

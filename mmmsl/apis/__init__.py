@@ -1,12 +1,11 @@
 from .inference import (MultiLabelInferencer, decode_scores, expand_inputs,
                         inference_multilabel, init_model)
-from .launch import setup_distributed
 from .robustness import add_test_masks
 from .thresholds import (load_thresholds, resolve_thresholds,
                          save_thresholds, tune_class_thresholds)
 
 __all__ = [
-    'setup_distributed', 'add_test_masks', 'MultiLabelInferencer',
+    'add_test_masks', 'MultiLabelInferencer',
     'init_model', 'inference_multilabel', 'decode_scores', 'expand_inputs',
     'tune_class_thresholds', 'resolve_thresholds', 'load_thresholds',
     'save_thresholds'

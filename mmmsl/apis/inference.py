@@ -18,7 +18,6 @@ scores by class index). ``topk=K`` then keeps at most the K best of those: it
 never adds a class below its threshold (use ``thr=0`` for a plain top-K).
 """
 import glob
-import inspect
 import os
 import os.path as osp
 import sys
@@ -35,6 +34,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 
+from ..models import plain_classifier_cfg
 from .robustness import (EVAL_MASK_SEED, insert_test_mask, pack_index,
                          step_type)
 from .thresholds import ThresholdType, resolve_thresholds
@@ -42,11 +42,6 @@ from .thresholds import ThresholdType, resolve_thresholds
 #: File name endings treated as images when a folder is expanded.
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
                   '.tiff', '.webp')
-#: Model types whose extra arguments are dropped for inference: their
-#: ``predict`` is ImageClassifier's and their state dicts have its keys.
-MSL_MODEL_TYPES = ('MaskedSupervisedClassifier',
-                   'mmpretrain.MaskedSupervisedClassifier')
-
 #: Results key under which the held-out test mask's keep mask is recorded.
 KEEP_KEY = 'msl_test_keep'
 
@@ -147,19 +142,7 @@ def inference_model_cfg(model_cfg: dict) -> dict:
     ``MaskedSupervisedClassifier`` becomes the plain ``ImageClassifier`` it
     extends (same ``predict`` and state-dict keys; no mask source is
     built); any other model is kept as it is."""
-    model_cfg = dict(model_cfg)
-    if model_cfg.get('type') not in MSL_MODEL_TYPES:
-        return model_cfg
-    from mmpretrain.models import ImageClassifier
-
-    from ..models import MaskedSupervisedClassifier
-    plain = set(inspect.signature(ImageClassifier.__init__).parameters)
-    msl = set(inspect.signature(
-        MaskedSupervisedClassifier.__init__).parameters)
-    for key in msl - plain:
-        model_cfg.pop(key, None)
-    model_cfg['type'] = 'ImageClassifier'
-    return model_cfg
+    return plain_classifier_cfg(model_cfg)
 
 
 def _config_classes(cfg: Config) -> Optional[List[str]]:

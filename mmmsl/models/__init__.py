@@ -1,6 +1,7 @@
-from .classifier import MaskedSupervisedClassifier
+from .classifier import MaskedSupervisedClassifier, plain_classifier_cfg
 from .losses import IgnoreAwareBCELoss, LabelConsistencyLoss
 
 __all__ = [
-    'MaskedSupervisedClassifier', 'LabelConsistencyLoss', 'IgnoreAwareBCELoss'
+    'MaskedSupervisedClassifier', 'plain_classifier_cfg', 'LabelConsistencyLoss',
+    'IgnoreAwareBCELoss'
 ]

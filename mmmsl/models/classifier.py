@@ -1,4 +1,5 @@
 """The MSL classifier: an ImageClassifier trained as a Siamese pair."""
+import inspect
 import math
 from numbers import Number
 from typing import Dict, List, Optional, Sequence, Union
@@ -11,7 +12,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..masks import build_mask_source
-from ..seeding import ProcessRNG
+from ..utils import ProcessRNG
 
 FORWARD_MODES = ('two_pass', 'concat')
 CLASS_REDUCTIONS = ('sum', 'mean')
@@ -222,3 +223,30 @@ class MaskedSupervisedClassifier(ImageClassifier):
             loss_masked=a2 * self._head_loss(logits_m, data_samples),
             loss_consistency=a3 *
             self.consistency(logits_c, logits_m, avg_factor=avg))
+
+
+def plain_classifier_cfg(model_cfg: dict) -> dict:
+    """The ``ImageClassifier`` config of a ``MaskedSupervisedClassifier``
+    config: the same backbone, neck, head and preprocessor (so the same
+    state-dict keys and ``predict``), without the MSL-only arguments
+    (``alpha``, ``fill``, ``mask_source`` ...). Any other model config is
+    returned as a shallow copy.
+
+    Args:
+        model_cfg (dict): A model config (``type`` with or without the
+            ``mmpretrain.`` scope).
+
+    Returns:
+        dict: A new config dict.
+    """
+    cfg = dict(model_cfg)
+    if str(cfg.get('type', '')).split('.')[-1] != \
+            MaskedSupervisedClassifier.__name__:
+        return cfg
+    msl_only = set(inspect.signature(
+        MaskedSupervisedClassifier.__init__).parameters) - set(
+            inspect.signature(ImageClassifier.__init__).parameters)
+    for key in msl_only:
+        cfg.pop(key, None)
+    cfg['type'] = 'ImageClassifier'
+    return cfg

@@ -119,10 +119,9 @@ from mmmsl.engine import reuse_freed_memory, to_channels_last  # noqa: E402
 from mmmsl.engine.hooks.reuse_freed_memory_hook import (  # noqa: E402
     M_MMAP_THRESHOLD, M_TRIM_THRESHOLD, mallopt)
 from mmmsl.masks import MaskBank  # noqa: E402
+from mmmsl.models import plain_classifier_cfg  # noqa: E402
 
 MSL_TYPE = 'MaskedSupervisedClassifier'
-MSL_KEYS = ('alpha', 'consistency', 'mask_key', 'fill', 'forward_mode',
-            'class_reduction', 'mask_source')
 TRAIN_VARIANTS = ('baseline', 'msl-two_pass', 'msl-concat')
 INFER_VARIANTS = ('baseline', 'msl')
 
@@ -264,9 +263,7 @@ def model_cfgs(cfg: Config):
     msl = dict(model)
     if msl.get('type', '').split('.')[-1] != MSL_TYPE:
         msl['type'] = MSL_TYPE
-    base = {k: v for k, v in model.items() if k not in MSL_KEYS}
-    base['type'] = 'ImageClassifier'
-    return msl, base
+    return msl, plain_classifier_cfg(msl)
 
 
 def default_img_size(cfg: Config) -> int:

@@ -1,4 +1,4 @@
-"""Data transforms of MSL."""
+"""IrregularMask: the binary hole mask of MSL for the current image."""
 from numbers import Number
 from typing import Optional, Sequence, Union
 
@@ -6,8 +6,8 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
-from ..masks import build_mask_source, parse_ratio, round_pixel
-from ..seeding import ProcessRNG
+from ...masks import build_mask_source, parse_ratio, round_pixel
+from ...utils import ProcessRNG
 
 
 @TRANSFORMS.register_module()

@@ -87,7 +87,7 @@ def history_buffer_getattr(obj, name: str):
         f'Refusing getattr({owner}, {name!r}) while loading a checkpoint '
         'with weights_only=True: only the statistics methods of mmengine '
         f'HistoryBuffer ({", ".join(sorted(_STATISTICS))}) are allowed '
-        '(mmmsl.compat).')
+        '(mmmsl.utils.compat).')
 
 
 def empty_bytes(*args) -> bytes:
@@ -100,7 +100,7 @@ def empty_bytes(*args) -> bytes:
         raise pickle.UnpicklingError(
             'Refusing builtins.bytes with arguments while loading a '
             'checkpoint with weights_only=True: only bytes() (empty) is '
-            'allowed (mmmsl.compat).')
+            'allowed (mmmsl.utils.compat).')
     return b''
 
 
@@ -186,7 +186,7 @@ def _load_from_local(filename: str, map_location=None):
         raise pickle.UnpicklingError(
             f'Refused to load checkpoint {filename}: it holds the global '
             f'{found.group(1)}, which torch.load(weights_only=True) does not '
-            'allow (mmmsl.compat allow-lists only what mmengine checkpoints '
+            'allow (mmmsl.utils.compat allow-lists only what mmengine checkpoints '
             'need). Nothing in it was executed. Do not allow-list it or load '
             'it with weights_only=False unless you trust where the file '
             'comes from.') from e
