@@ -4,6 +4,16 @@ DeepFill-v2 brush strokes (a random walk of vertices with alternating angle
 jitter, drawn as thick lines with discs at the joints) plus the occasional
 elliptical blob, with every length scaled to the image so a mask means the
 same at 64 px and at 448 px. Masks are *hole* masks: ``1`` = removed pixel.
+
+The strokes follow mmagic's ``brush_stroke_mask``
+(``mmagic/datasets/transforms/random_mask.py``, the DeepFill-v2 sampler):
+the same ``num_vertices`` range (4-12), ``mean_angle`` 2*pi/5,
+``angle_range`` 2*pi/15 and alternating turns. They differ where a ratio
+bin and any image size need it: ``brush_width`` and the vertex distance are
+fractions of the image side instead of pixels (12-40 and 0-2x mean at
+256 px), the start heading is random (not only upwards), and strokes are
+added one by one until the hole ratio lands in the bin rather than a fixed
+count of 1-4.
 """
 import math
 from typing import Optional, Sequence
@@ -43,16 +53,16 @@ def draw_stroke(hole: np.ndarray,
     # DeepFill-v2 constants, with lengths relative to the image.
     mean_angle, angle_range = 2 * math.pi / 5, 2 * math.pi / 15
     radius = math.hypot(h, w) / 8 * min(1.0, max(width_scale, 0.25))
-    num_vertex = int(rng.integers(4, 13))
+    num_vertices = int(rng.integers(4, 13))
     angle_min = mean_angle - rng.uniform(0, angle_range)
     angle_max = mean_angle + rng.uniform(0, angle_range)
-    angles = rng.uniform(angle_min, angle_max, num_vertex)
+    angles = rng.uniform(angle_min, angle_max, num_vertices)
     angles[::2] = 2 * math.pi - angles[::2]
     angles += rng.uniform(0, 2 * math.pi)  # any heading, not only upwards
-    radii = np.clip(rng.normal(radius, radius / 2, num_vertex), 0, 2 * radius)
-    pts = np.empty((num_vertex + 1, 2), np.float64)
+    radii = np.clip(rng.normal(radius, radius / 2, num_vertices), 0, 2 * radius)
+    pts = np.empty((num_vertices + 1, 2), np.float64)
     pts[0] = rng.uniform(0, w), rng.uniform(0, h)
-    for i in range(num_vertex):
+    for i in range(num_vertices):
         pts[i + 1, 0] = np.clip(pts[i, 0] + radii[i] * math.cos(angles[i]),
                                 0, w - 1)
         pts[i + 1, 1] = np.clip(pts[i, 1] + radii[i] * math.sin(angles[i]),
