@@ -1,6 +1,8 @@
 import json
 import os
 import os.path as osp
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -8,9 +10,9 @@ from mmpretrain.datasets.transforms import LoadImageFromFile
 from mmpretrain.registry import DATASETS
 
 import mmmsl.datasets.digits  # noqa: F401
-from mmmsl.datasets.digits import (INK_THRESHOLD, load_digit_sources,
-                                   make_canvases, render_digit,
-                                   split_source_indices)
+from mmmsl.datasets.digits_canvas import (INK_THRESHOLD, compose_split,
+                                          load_digit_sources, make_canvases,
+                                          render_digit, split_source_indices)
 
 
 @pytest.fixture(scope='module')
@@ -157,3 +159,60 @@ def test_cache_reuse_and_regenerate(tmp_path):
     assert len(ds5) == 10 and osp.isfile(ann_file)
     # no temporary folders are left behind
     assert not [f for f in os.listdir(tmp_path) if f.startswith('.')]
+
+
+
+def test_compose_split_deterministic():
+    kwargs = dict(canvas_size=48, digit_size=(12, 24), min_visible=0.5)
+    a = compose_split('test', 30, seed=5, **kwargs)
+    b = compose_split('test', 30, seed=5, **kwargs)
+    assert a[0].tobytes() == b[0].tobytes() and a[1:] == b[1:]
+    assert a[0].shape == (30, 48, 48, 3) and a[0].dtype == np.uint8
+    # another seed, another split or another parameter: other canvases
+    for other in (compose_split('test', 30, seed=6, **kwargs),
+                  compose_split('train', 30, seed=5, **kwargs),
+                  compose_split('test', 30, seed=5, num_digits=(1, 2))):
+        assert other[0].tobytes() != a[0].tobytes()
+    # global source indices, from the split's own pool only
+    pool = set(split_source_indices()['test'].tolist())
+    assert {i for kept in a[2] for i in kept} <= pool
+    with pytest.raises(AssertionError, match='split must be one of'):
+        compose_split('val', 3)
+
+
+def test_dataset_caches_what_the_generator_composes(tmp_path):
+    ds = _build(tmp_path, split='test', num_samples=12, seed=2)
+    canvases, label_sets, src_idx, boxes = compose_split('test', 12, seed=2)
+    load = LoadImageFromFile()
+    for i in range(len(ds)):
+        info = ds.get_data_info(i)
+        img = load(dict(img_path=info['img_path']))['img']
+        assert img.tobytes() == canvases[i].tobytes()  # lossless PNG
+        assert info['gt_label'] == label_sets[i]
+        assert info['src_idx'] == src_idx[i] and info['boxes'] == boxes[i]
+
+
+def test_generator_runs_without_the_dataset_stack(tmp_path):
+    """``digits_canvas`` loads and composes with mmengine, mmpretrain and
+    mmmsl unimportable, and gives the same canvases in a fresh process."""
+    path = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'mmmsl',
+                    'datasets', 'digits_canvas.py')
+    out = tmp_path / 'canvases.npy'
+    code = '\n'.join([
+        'import importlib.util, json, sys',
+        'import numpy as np',
+        'for name in ("mmengine", "mmpretrain", "mmcv", "mmmsl"):',
+        '    sys.modules[name] = None  # any import of them fails',
+        f'spec = importlib.util.spec_from_file_location("dc", {path!r})',
+        'mod = importlib.util.module_from_spec(spec)',
+        'spec.loader.exec_module(mod)',
+        'canvases, *rest = mod.compose_split("train", 25, seed=7)',
+        f'np.save({str(out)!r}, canvases)',
+        'print(json.dumps(rest))',
+    ])
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+    canvases, *rest = compose_split('train', 25, seed=7)
+    assert np.load(out).tobytes() == canvases.tobytes()
+    assert json.loads(proc.stdout) == rest

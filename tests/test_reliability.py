@@ -44,7 +44,7 @@ def one_torch_thread():
 
 def small_cfg(root, work_dir, epochs=2, resume=False, **model_kw):
     """``tiny_msl_cfg`` with a slim ResNet-18 and the mmmsl safety hooks
-    (the config lines the README's troubleshooting section recommends)."""
+    (the config lines docs/troubleshooting.md recommends)."""
     cfg = tiny_msl_cfg(root, work_dir, epochs=epochs, resume=resume,
                        **model_kw)
     cfg['model']['backbone'].update(stem_channels=16, base_channels=16)
