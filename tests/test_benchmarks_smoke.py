@@ -8,15 +8,20 @@ on a shared machine two OpenMP threads can spin against other processes
 and make even this tiny model take seconds a step.
 """
 import importlib.util
+import inspect
 import json
 import math
 import os
 import os.path as osp
+import statistics
 import subprocess
 import sys
 
 import pytest
 from mmengine.config import Config
+from mmpretrain.models import ImageClassifier
+
+from mmmsl.models import MaskedSupervisedClassifier
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TOOLS = osp.join(ROOT, 'tools', 'analysis')
@@ -32,7 +37,9 @@ def _load_tool(name):
 
 def _run_tool(name, args, tmp_path):
     out = str(tmp_path / f'{name}.json')
-    env = dict(os.environ, MMMSL_CACHE=str(tmp_path / 'cache'))
+    # PYTHONPATH: the tool imports this checkout's mmmsl, not an install's.
+    env = dict(os.environ, MMMSL_CACHE=str(tmp_path / 'cache'),
+               PYTHONPATH=ROOT)
     proc = subprocess.run(
         [sys.executable, osp.join(TOOLS, f'{name}.py'), *args, '--json', out],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
@@ -77,6 +84,12 @@ def test_benchmark_train_cli(tmp_path, malloc):
     base = res['train']['baseline']['median_ms']
     assert res['ratios']['train_two_pass'] == pytest.approx(
         res['train']['msl-two_pass']['median_ms'] / base)
+    assert res['ratios']['train_two_pass_paired'] == pytest.approx(
+        statistics.median(a / b for a, b in zip(
+            res['train']['msl-two_pass']['times_ms'],
+            res['train']['baseline']['times_ms'])))
+    for name in ('baseline', 'msl-two_pass', 'msl-concat'):  # prompt-free
+        assert _positive(res['train'][name]['memory']['live']['peak_mib'])
     assert 'MSL / baseline' in stdout
 
 
@@ -107,7 +120,10 @@ def test_benchmark_train_config_handling():
                                    'resnet101_csra_voc.py'))
     msl, base = tool.model_cfgs(cfg)
     assert msl['class_reduction'] == 'mean'
-    assert not set(tool.MSL_KEYS) & set(base)
+    msl_only = set(inspect.signature(
+        MaskedSupervisedClassifier.__init__).parameters) - set(
+            inspect.signature(ImageClassifier.__init__).parameters)
+    assert 'class_reduction' in msl_only and not msl_only & set(base)
     assert msl['backbone']['init_cfg'] is None
     assert tool.default_img_size(cfg) == 448
     with pytest.raises(SystemExit):

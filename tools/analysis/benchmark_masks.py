@@ -1,45 +1,11 @@
-"""Speed of ``IrregularMask`` and its share of a training pipeline.
+"""Speed of ``IrregularMask`` per mask source on one core, and its share
+of a training pipeline.
 
 ``python tools/analysis/benchmark_masks.py [--sizes 224 448] [--n 500]
 [--image photo.jpg] [--json OUT]``
 
-Everything runs on ONE core: ``OMP_NUM_THREADS`` & co. are set to 1 before
-numpy/cv2/torch are imported, then ``torch.set_num_threads(1)`` and
-``cv2.setNumThreads(1)``, so the figures are per dataloader worker.
-
-1. Masks/s of the transform (``IrregularMask(ratio='high')`` built from
-   mmpretrain's ``TRANSFORMS``, called on an image of each size) for each
-   source:
-
-   * ``procedural``: a new free-form mask per call;
-   * ``folder``: a temporary folder of ``--folder-count`` PNG masks
-     (``--folder-res`` px, white = hole, the Irregular Mask dataset's
-     layout; drawn procedurally, since the dataset is not downloaded),
-     loaded once into a bank by the transform;
-   * ``bank``: the cached procedural bank (``--bank-size`` masks of
-     ``--bank-res`` px, built on first use into ``$MMMSL_CACHE``), the
-     default: for an image larger than the bank's masks the mask is
-     recorded at a reduced size that the model upsamples on the device;
-   * ``bank-full``: the same with ``full_size=True`` (the mask resized to
-     the image in the loader).
-
-   Folder masks are reduced like bank masks (they are loaded into a bank).
-
-   The transform's build time (bank load, folder read) is reported apart,
-   and the mean removed fraction of 50 produced masks as a sanity check.
-
-2. The mask step's share of a realistic per-sample train pipeline, per
-   source and size: ``LoadImageFromFile`` (decode of a JPEG of
-   ``--jpeg-size``, by default 500 x 375, VOC's typical size, written to a
-   temporary folder) -> ``RandomResizedCrop(size, crop_ratio_range=(0.7,
-   1.0))`` -> ``RandomFlip(0.5)`` -> ``IrregularMask`` ->
-   ``PackInputs(algorithm_keys=('msl_mask', ))``. Each transform is timed
-   on its own over ``--n`` samples; the sources take turns sample by sample,
-   so a change of machine load hits them alike. The JPEG is synthetic
-   (smooth colour fields, shapes and noise) unless ``--image`` gives a real
-   photo, which is resized to ``--jpeg-size`` and re-encoded (quality 90).
-
-``--json OUT`` writes every figure.
+The sources, the pipeline and how they are timed: "How benchmark_masks
+measures" in ``docs/benchmarks.md``.
 """
 import os
 
@@ -48,10 +14,7 @@ for _var in ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
     os.environ[_var] = '1'
 
 import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
 import shutil  # noqa: E402
-import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -64,6 +27,8 @@ warnings.filterwarnings('ignore', message='Fail to import')  # mmcv-lite
 import mmmsl  # noqa: F401, E402  (registers IrregularMask)
 from mmmsl.masks import MaskBank, hole_ratio, irregular_masks  # noqa: E402
 from mmmsl.masks.ratio import parse_ratio  # noqa: E402
+from mmmsl.utils.timing import (busy_note, describe, environment,  # noqa
+                                load_span, report)
 
 SOURCES = ('procedural', 'folder', 'bank', 'bank-full')
 STEPS = ('LoadImageFromFile', 'RandomResizedCrop', 'RandomFlip',
@@ -98,17 +63,6 @@ def parse_args(argv=None):
     if args.n < 1:
         parser.error('--n must be >= 1')
     return args
-
-
-def _cpu_name() -> str:
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def write_mask_folder(folder: str, count: int, res: int, seed: int) -> None:
@@ -179,11 +133,11 @@ def mask_rate(transform, size: int, n: int) -> dict:
     for _ in range(n):
         transform(results)
     elapsed = time.perf_counter() - t0
+    removed = describe(float(r) for r in ratios)
     return dict(masks_per_s=n / elapsed, us_per_mask=elapsed / n * 1e6,
                 mask_shape=list(transform.mask_size(size, size)),
-                mean_removed=float(np.mean(ratios)),
-                min_removed=float(np.min(ratios)),
-                max_removed=float(np.max(ratios)))
+                mean_removed=removed['mean'], min_removed=removed['min'],
+                max_removed=removed['max'])
 
 
 def pipeline_share(mask_transforms: dict, size: int, n: int, jpeg: str,
@@ -216,7 +170,7 @@ def pipeline_share(mask_transforms: dict, size: int, n: int, jpeg: str,
                 pipeline[3].mask_size(size, size)
     out = {}
     for source, steps in times.items():
-        us = {step: statistics.fmean(t) * 1e6 for step, t in steps.items()}
+        us = {step: describe(t)['mean'] * 1e6 for step, t in steps.items()}
         total = sum(us.values())
         out[source] = dict(step_us=us, total_us=total,
                            mask_share_pct=100.0 * us['IrregularMask'] / total,
@@ -230,12 +184,8 @@ def run(args) -> dict:
     from mmengine.registry import init_default_scope
     init_default_scope('mmpretrain')
     np.random.seed(args.seed)  # IrregularMask's ProcessRNG draws from it
-    env = dict(torch=torch.__version__, cv2=cv2.__version__,
-               numpy=np.__version__, python=platform.python_version(),
-               cpu=_cpu_name(), cpu_count=os.cpu_count(),
-               torch_threads=torch.get_num_threads(),
-               cv2_threads=cv2.getNumThreads(),
-               loadavg_start=list(os.getloadavg()))
+    env = environment(cv2=cv2.__version__, numpy=np.__version__,
+                      cv2_threads=cv2.getNumThreads())
     tmp = tempfile.mkdtemp(prefix='mmmsl_bench_masks_')
     try:
         folder = os.path.join(tmp, 'masks')
@@ -296,17 +246,13 @@ def format_report(res: dict) -> str:
     lines = [
         f"torch {env['torch']}  cv2 {env['cv2']}  cpu: {env['cpu']} "
         f"x{env['cpu_count']}  threads torch {env['torch_threads']} / cv2 "
-        f"{env['cv2_threads']}  load avg {env['loadavg_start'][0]:.2f} -> "
-        f"{env['loadavg_end'][0]:.2f}",
+        f"{env['cv2_threads']}  {load_span(env)}",
         f"n={s['n']}  bank {s['bank_size']} x {s['bank_res']} px  folder "
         f"{s['folder_count']} PNG x {s['folder_res']} px  JPEG "
         f"{s['jpeg_size'][0]}x{s['jpeg_size'][1]} ({s['image']}, "
         f"{s['jpeg_bytes'] / 1024:.0f} KiB)",
-        *([f"NOTE: the machine was busy (load average "
-           f"{max(env['loadavg_start'][0], env['loadavg_end'][0]):.2f} on "
-           f"{env['cpu_count']} CPUs): rates may be low"]
-          if max(env['loadavg_start'][0], env['loadavg_end'][0]) >
-          (env['cpu_count'] or 1) - 0.5 else []), '',
+        *busy_note(env, (env['cpu_count'] or 1) - 0.5, 'rates may be low'),
+        '',
         'build: ' + ', '.join(
             f"{k} {v['build_s'] * 1e3:.0f} ms"
             + (f" ({v['bank_masks']} masks)" if 'bank_masks' in v else '')
@@ -339,14 +285,7 @@ def format_report(res: dict) -> str:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    res = run(args)
-    print(format_report(res))
-    if args.json:
-        folder = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(folder, exist_ok=True)
-        with open(args.json, 'w') as f:
-            json.dump(res, f, indent=1)
-    return res
+    return report(run(args), format_report, args.json)
 
 
 if __name__ == '__main__':
