@@ -149,7 +149,18 @@ def test_dist_train_two_cpu_processes(voc_root, tmp_path):
     # 12 images, batch 4 per process, 2 processes: 2 iterations per epoch.
     assert 'Epoch(train) [2][2/2]' in out
     assert 0 <= metric(out, 'mAP') <= 100 and 0 <= metric(out, 'CF1') <= 100
-    assert osp.isfile(osp.join(wd, 'epoch_2.pth'))
+    ckpt = osp.join(wd, 'epoch_2.pth')
+    assert osp.isfile(ckpt)
+    # tools/dist_test.sh: the same launcher, test.py and a checkpoint
+    proc = subprocess.run(
+        ['bash', 'tools/dist_test.sh', CONFIG, ckpt, '2', '--work-dir', wd,
+         '--cfg-options'] + small_options(voc_root),
+        cwd=REPO, env=dict(env, OMP_NUM_THREADS='1', PORT=str(free_port())),
+        capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-4000:]
+    assert 'Distributed launcher: pytorch' in out
+    assert 0 <= metric(out, 'mAP') <= 100
 
 
 @pytest.mark.parametrize('in_model_masks', [False, True])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tools/dist_train.sh CONFIG GPUS [train.py options]
 # Several machines: NNODES, NODE_RANK, MASTER_ADDR, PORT. Without CUDA the
-# GPUS processes train on CPU with gloo.
+# GPUS processes train on CPU with gloo. (TOOL=test.py: tools/dist_test.sh.)
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -16,6 +16,6 @@ python -m torch.distributed.run \
     --master_addr="$MASTER_ADDR" \
     --nproc_per_node="$GPUS" \
     --master_port="$PORT" \
-    "$(dirname "$0")/train.py" \
+    "$(dirname "$0")/${TOOL:-train.py}" \
     "$CONFIG" \
-    --launcher pytorch "${@:3}"
+    "${@:3}" --launcher pytorch

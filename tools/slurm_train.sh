@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # tools/slurm_train.sh PARTITION JOB_NAME CONFIG WORK_DIR [train.py options]
 # GPUS (default 8), GPUS_PER_NODE (8), CPUS_PER_TASK (5), SRUN_ARGS.
+# (TOOL=test.py, the 4th argument a checkpoint: tools/slurm_test.sh.)
 set -x
 PARTITION=$1
 JOB_NAME=$2
 CONFIG=$3
-ARG4=$4
+TOOL=${TOOL:-train.py}
+if [ "$TOOL" = train.py ]; then ARG4="--work-dir=$4"; else ARG4=$4; fi
 GPUS=${GPUS:-8}
 GPUS_PER_NODE=${GPUS_PER_NODE:-8}
 CPUS_PER_TASK=${CPUS_PER_TASK:-5}
@@ -20,4 +22,4 @@ srun -p "$PARTITION" \
     --cpus-per-task="$CPUS_PER_TASK" \
     --kill-on-bad-exit=1 \
     $SRUN_ARGS \
-    python -u "$(dirname "$0")/train.py" "$CONFIG" --work-dir="$ARG4" --launcher=slurm "${@:5}"
+    python -u "$(dirname "$0")/$TOOL" "$CONFIG" "$ARG4" --launcher=slurm "${@:5}"

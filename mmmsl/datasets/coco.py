@@ -161,12 +161,9 @@ class COCOMultiLabel(ImageErrorMixin, MultiLabelDataset):
                  metainfo: Optional[dict] = None,
                  **kwargs):
         self.drop_empty = drop_empty
-        super().__init__(
-            ann_file=ann_file,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            metainfo=metainfo,
-            **kwargs)
+        super().__init__(ann_file=ann_file, metainfo=metainfo,
+                         data_root=data_root, data_prefix=data_prefix,
+                         **kwargs)
 
     def _class_index(self, categories: Sequence[dict]) -> Dict[int, int]:
         """Set ``classes`` in the metainfo and map category id to label.

@@ -110,12 +110,9 @@ class WIDERAttribute(ImageErrorMixin, MultiLabelDataset):
             raise ValueError(f'unspecified={unspecified!r} not in '
                              f'{self.UNSPECIFIED_MODES}')
         self.unspecified = unspecified
-        super().__init__(
-            ann_file=ann_file,
-            data_root=data_root,
-            data_prefix=data_prefix,
-            metainfo=metainfo,
-            **kwargs)
+        super().__init__(ann_file=ann_file, metainfo=metainfo,
+                         data_root=data_root, data_prefix=data_prefix,
+                         **kwargs)
 
     def _set_classes(self, data: dict) -> tuple:
         """Set ``classes`` in the metainfo from ``attribute_id_map``."""

@@ -107,9 +107,7 @@ class IgnoreAwareBCELoss(nn.Module):
         - output: scalar, or ``(N, C)`` with ``reduction='none'``.
     """
 
-    def __init__(self,
-                 use_sigmoid: bool = True,
-                 reduction: str = 'mean',
+    def __init__(self, use_sigmoid: bool = True, reduction: str = 'mean',
                  loss_weight: float = 1.0):
         super().__init__()
         if not use_sigmoid:
