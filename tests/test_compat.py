@@ -1,4 +1,5 @@
-"""mmmsl.utils.compat: mmengine checkpoints under torch's ``weights_only=True``.
+"""mmmsl.utils.compat: mmengine checkpoints under torch's
+``weights_only=True``.
 
 Crafted checkpoints are written with ``torch.save`` (a zip checkpoint, as
 mmengine saves them) so that they go through ``torch.load``'s weights-only

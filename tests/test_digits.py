@@ -161,7 +161,6 @@ def test_cache_reuse_and_regenerate(tmp_path):
     assert not [f for f in os.listdir(tmp_path) if f.startswith('.')]
 
 
-
 def test_compose_split_deterministic():
     kwargs = dict(canvas_size=48, digit_size=(12, 24), min_visible=0.5)
     a = compose_split('test', 30, seed=5, **kwargs)

@@ -137,7 +137,8 @@ def test_checker_catches_broken_links_and_paths(tmp_path):
     page.write_text('\n'.join([
         '# Page title', '', '## `Some` heading >= 2', '',
         '![ok](fig.png) [ok](#page-title) [ok](page.md#some-heading--2)',
-        '[ok](../tools/train.py) [web](https://example.com/x) [mail](mailto:a)',
+        '[ok](../tools/train.py) [web](https://example.com/x)',
+        '[mail](mailto:a)',
         '![gone](docs/fig.png) [gone](missing.md) [gone](#no-such-heading)',
         '[gone](page.md#nope) <img src="nofig.png">', '',
         '[ref]: ../nowhere.md', '',

@@ -63,8 +63,8 @@ def test_hole_fill_pixels_reads_the_model_config():
             c['data_preprocessor'] = top
         return Config(c)
 
-    assert hole_fill_pixels(cfg(dict(to_rgb=True, **IMAGENET))) == (104, 116,
-                                                                   124)
+    assert hole_fill_pixels(cfg(dict(to_rgb=True, **IMAGENET))) == (
+        104, 116, 124)
     # mmengine's spelling of to_rgb, and a top-level data_preprocessor.
     assert hole_fill_pixels(cfg(top=dict(bgr_to_rgb=True, **IMAGENET))) == (
         104, 116, 124)

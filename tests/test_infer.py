@@ -17,7 +17,8 @@ from mmengine.runner import Runner
 import mmmsl  # noqa: F401
 from conftest import make_voc, tiny_msl_cfg
 from mmmsl.apis import (MultiLabelInferencer, decode_scores, expand_inputs,
-                        load_thresholds, resolve_thresholds, save_thresholds)
+                        inference_multilabel, load_thresholds,
+                        resolve_thresholds, save_thresholds)
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VOC_CLASSES = ('aeroplane', 'bicycle', 'bird', 'boat', 'bottle', 'bus',
@@ -264,7 +265,21 @@ def test_api_plain_classifier_and_class_names(trained, tmp_path):
     assert len(images) == 4
     msl = MultiLabelInferencer(trained['cfg'], trained['ckpt'])
     assert msl.classes == list(VOC_CLASSES)
+    assert type(msl.model).__name__ == 'ImageClassifier'  # MSL: plain
     ref = np.array([r['scores'] for r in msl(images, batch_size=3)])
+    # In-memory BGR arrays (named array_i) through the functional form:
+    # the same scores as the files; a grey array is read as 3 channels.
+    arrays = [cv2.imread(p) for p in images]
+    records = inference_multilabel(msl.model, arrays, thr=0.5, batch_size=2)
+    assert [r['image'] for r in records] == ['array_0', 'array_1',
+                                             'array_2', 'array_3']
+    np.testing.assert_allclose([r['scores'] for r in records], ref,
+                               atol=1e-5)
+    assert all(r['labels'] == decode_scores(r['scores'], VOC_CLASSES,
+                                            np.full(20, 0.5))
+               for r in records)
+    grey = msl(cv2.cvtColor(arrays[0], cv2.COLOR_BGR2GRAY))[0]
+    assert grey['image'] == 'array_0' and len(grey['scores']) == 20
     # The same weights in a plain ImageClassifier config, and a checkpoint
     # without meta (class names then come from the config's dataset).
     cfg = Config(trained['cfg_dict'])

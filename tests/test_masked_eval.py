@@ -92,40 +92,66 @@ def test_generated_image_masked_like_the_test_pipeline(setup):
     cfg, inferencer = setup
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (60, 90, 3), dtype=np.uint8)
-    steps = insert_test_mask(cfg.test_dataloader.dataset.pipeline[1:], cfg,
-                             'high', seed=3)
-    pipeline = Compose([TRANSFORMS.build(t) for t in steps])
+    rest = cfg.test_dataloader.dataset.pipeline[1:]  # after loading
+    masked = Compose([TRANSFORMS.build(t) for t in insert_test_mask(
+        rest, cfg, 'high', seed=3)])
+    plain = Compose([TRANSFORMS.build(t) for t in rest])
+    runs = {seed: list(inferencer.iter_predictions(
+        [img] * 6, mask='high', mask_seed=seed, batch_size=4))
+        for seed in (3, 4)}
     for index in (0, 5):
-        results = inferencer.read(img, index)
-        ref = pipeline(dict(results))['inputs']
-        packed, staged = inferencer.model_input(results, 'high', 3)
-        assert torch.equal(packed['inputs'], ref)
-        assert staged['img'].shape[:2] == ref.shape[1:] != img.shape[:2]
-        assert 0.5 < (staged['msl_test_keep'] == 0).mean() <= 0.6
+        record, images = runs[3][index]
+        assert record['image'] == f'array_{index}'
+        results = dict(img=img, img_shape=img.shape[:2],
+                       ori_shape=img.shape[:2], sample_idx=index)
+        ref = masked(dict(results))['inputs']
+        assert torch.equal(torch.from_numpy(images['masked']).permute(
+            2, 0, 1), ref)
+        assert images['masked'].shape[:2] == ref.shape[1:] != img.shape[:2]
+        assert 0.5 < (images['keep'] == 0).mean() <= 0.6
+        # Without a mask: the plain test pipeline; 'clean' as given.
+        assert torch.equal(torch.from_numpy(images['input']).permute(
+            2, 0, 1), plain(dict(results))['inputs'])
+        np.testing.assert_array_equal(images['clean'], img)
     # Another index or seed: another mask.
-    a = inferencer.model_input(inferencer.read(img, 0), 'high', 3)[0]
-    b = inferencer.model_input(inferencer.read(img, 1), 'high', 3)[0]
-    c = inferencer.model_input(inferencer.read(img, 0), 'high', 4)[0]
-    assert not torch.equal(a['inputs'], b['inputs'])
-    assert not torch.equal(a['inputs'], c['inputs'])
-    # Without a mask: the plain test pipeline.
-    plain = Compose([TRANSFORMS.build(t)
-                     for t in cfg.test_dataloader.dataset.pipeline[1:]])
-    assert torch.equal(
-        inferencer.model_input(inferencer.read(img, 0))[0]['inputs'],
-        plain(inferencer.read(img, 0))['inputs'])
+    a, b, c = (runs[3][0][1], runs[3][1][1], runs[4][0][1])
+    assert not np.array_equal(a['masked'], b['masked'])
+    assert not np.array_equal(a['masked'], c['masked'])
+    np.testing.assert_array_equal(a['input'], b['input'])
+
+
+def _load_tool(name):
+    import importlib.util
+    import os.path as osp
+    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location(
+        f'{name}_tool', osp.join(repo, 'tools', f'{name}.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+@pytest.mark.parametrize('tool', ['test', 'infer'])
+def test_mask_flag_is_the_one_ratio_parser(tool, capsys):
+    # tools/test.py and tools/infer.py parse --mask with parse_ratio: a
+    # named bin or LO,HI, checked, and an argparse error naming the value.
+    parse = _load_tool(tool).parse_args
+    head = ['cfg.py', 'ckpt.pth'] + (['img.png'] if tool == 'infer' else [])
+    assert parse(head + ['--mask', 'high']).mask == (0.5, 0.6)
+    assert parse(head + ['--mask', '0.2,0.3']).mask == (0.2, 0.3)
+    assert parse(head).mask is None
+    for bad, why in (('0.5', 'expected one of'), ('0.6,0.5', 'lo < hi'),
+                     ('medium', 'expected one of')):
+        with pytest.raises(SystemExit):
+            parse(head + ['--mask', bad])
+        err = capsys.readouterr().err
+        assert f"argument --mask: ratio='{bad}'" in err and why in err
 
 
 def test_infer_picture_shows_the_masked_model_input(setup):
     # tools/infer.py --show-dir: the clean and the masked model input side
     # by side, aligned pixel for pixel (both 32 px, upscaled x8 to 256).
-    import importlib.util
-    import os.path as osp
-    repo = osp.dirname(osp.dirname(osp.abspath(__file__)))
-    spec = importlib.util.spec_from_file_location(
-        'infer_tool', osp.join(repo, 'tools', 'infer.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = _load_tool('infer')
     cfg, inferencer = setup
     _, paths = _test_samples(cfg, 'high', EVAL_MASK_SEED)
     record, images = next(inferencer.iter_predictions(paths[:1],

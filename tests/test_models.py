@@ -5,7 +5,6 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 

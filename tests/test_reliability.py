@@ -176,8 +176,8 @@ def test_head_num_classes_mismatch_fails_before_training(voc_root, tmp_path):
     assert runner.iter == 0 and ckpts(wd) == []
 
 
-def test_preprocessor_num_classes_mismatch_fails_before_val(voc_root,
-                                                             tmp_path):
+def test_preprocessor_num_classes_mismatch_fails_before_val(
+        voc_root, tmp_path):
     cfg = small_cfg(voc_root, str(tmp_path / 'wd'))
     cfg['model']['data_preprocessor']['num_classes'] = 7
     runner = Runner.from_cfg(Config(cfg))

@@ -1,4 +1,4 @@
-"""Per-class thresholds: F1 curves, tuning, and the tuning set's checks."""
+"""Per-class thresholds: tuning, and the tuning set's checks."""
 import importlib.util
 import os.path as osp
 
@@ -8,7 +8,7 @@ from mmengine.config import Config
 
 from conftest import tiny_msl_cfg
 from mmmsl.apis import tune_class_thresholds
-from mmmsl.apis.thresholds import class_f1, class_f1_curve
+from mmmsl.apis.thresholds import class_f1_curve
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -21,41 +21,55 @@ def load_tool(name, path):
 
 
 tune_tool = load_tool('tune_thresholds', 'tools/analysis/tune_thresholds.py')
+class_f1 = tune_tool.class_f1  # mmpretrain's MultiLabelMetric (float32)
 
 
-def test_f1_curve_perfect_separator():
+def _f1_at(scores, labels, thresholds):
+    """F1 of one class at each threshold (mmpretrain's definition)."""
+    return np.array([class_f1(scores[:, None], labels[:, None],
+                              np.array([t]))[0] for t in thresholds])
+
+
+def test_tune_perfect_separator():
     # P = 2. thr .9: TP 1 / pred 1 -> 2/3; .8: 2/2 -> 1; .3: 2/3 -> 4/5;
     # .2: 2/4 -> 2/3.
-    thr, f1 = class_f1_curve(np.array([.3, .9, .2, .8]),
-                             np.array([0, 1, 0, 1]))
-    np.testing.assert_allclose(thr, [.9, .8, .3, .2])
+    scores, labels = np.array([.3, .9, .2, .8]), np.array([0, 1, 0, 1])
+    np.testing.assert_allclose(_f1_at(scores, labels, [.9, .8, .3, .2]),
+                               [2 / 3, 1, 4 / 5, 2 / 3], atol=1e-6)
+    assert tune_class_thresholds(scores[:, None], labels[:, None]) == [.8]
+    cand, f1 = class_f1_curve(scores, labels)  # a perfect threshold is 1.0
+    np.testing.assert_allclose(cand, [.9, .8, .3, .2])
     np.testing.assert_allclose(f1, [2 / 3, 1, 4 / 5, 2 / 3])
-    assert tune_class_thresholds(np.array([[.3], [.9], [.2], [.8]]),
-                                 np.array([[0], [1], [0], [1]])) == [.8]
 
 
-def test_f1_curve_ties():
+def test_tune_ties():
     # P = 4; the three .7 form one candidate (all predicted together).
     # thr .9: TP 1 / pred 1 -> 2/5; .7: 3/4 -> 6/8; .4: 3/5 -> 6/9;
     # .2: 4/6 -> 8/10 (best).
     scores = np.array([.7, .9, .2, .7, .4, .7])
     labels = np.array([1, 1, 1, 0, 0, 1])
-    thr, f1 = class_f1_curve(scores, labels)
-    np.testing.assert_allclose(thr, [.9, .7, .4, .2])
-    np.testing.assert_allclose(f1, [2 / 5, 3 / 4, 2 / 3, 4 / 5])
+    np.testing.assert_allclose(_f1_at(scores, labels, [.9, .7, .4, .2]),
+                               [2 / 5, 3 / 4, 2 / 3, 4 / 5], atol=1e-6)
     assert tune_class_thresholds(scores[:, None], labels[:, None]) == [.2]
+    cand, f1 = class_f1_curve(scores, labels)
+    np.testing.assert_allclose(cand, [.9, .7, .4, .2])
+    np.testing.assert_allclose(f1, [2 / 5, 3 / 4, 2 / 3, 4 / 5])
 
 
 @pytest.mark.parametrize('seed', range(5))
-def test_f1_curve_agrees_with_class_f1(seed):
+def test_tuned_threshold_is_the_highest_best_distinct_score(seed):
+    # Brute force over every distinct score with mmpretrain's F1: the tuned
+    # threshold has the best F1, and is the highest of the ties.
     rng = np.random.default_rng(seed)
-    scores = rng.integers(0, 10, 40) / 10  # many ties
-    labels = (rng.random(40) < 0.3).astype(int)
-    thr, f1 = class_f1_curve(scores, labels)
-    assert len(thr) == len(np.unique(scores))
-    for t, f in zip(thr, f1):
-        assert class_f1(scores[:, None], labels[:, None],
-                        np.array([t]))[0] == pytest.approx(f, abs=1e-12)
+    scores = rng.integers(0, 10, (40, 3)) / 10  # many ties
+    labels = (rng.random((40, 3)) < 0.3).astype(int)
+    labels[rng.random((40, 3)) < 0.1] = -1  # ignored
+    thr = tune_class_thresholds(scores, labels)
+    for c in range(3):
+        valid = labels[:, c] >= 0
+        cand = np.unique(scores[valid, c])[::-1]
+        f1 = _f1_at(scores[valid, c], labels[valid, c], cand)
+        assert thr[c] == cand[np.flatnonzero(f1 >= f1.max() - 1e-6)[0]]
 
 
 def test_tune_thresholds_hand_made():
@@ -77,7 +91,7 @@ def test_tune_thresholds_hand_made():
     thr = tune_class_thresholds(scores[:4], labels[:4])
     np.testing.assert_allclose(thr, [0.3, 0.9, 0.5, 0.4, 0.7])
     np.testing.assert_allclose(class_f1(scores[:4], labels[:4], thr),
-                               [4 / 5, 2 / 3, 0, 4 / 5, 1])
+                               [4 / 5, 2 / 3, 0, 4 / 5, 1], atol=1e-6)
     # A fifth, all-negative row adds worse candidates only.
     np.testing.assert_allclose(tune_class_thresholds(scores, labels)[[0, 3]],
                                [0.3, 0.4])

@@ -108,7 +108,8 @@ def test_paper_config_trains_under_mmpretrains_own_tool(voc_root, tmp_path):
     with its --auto-scale-lr."""
     wd = str(tmp_path / 'wd')
     out = run([sys.executable, MMPRETRAIN_TRAIN, CONFIG, '--work-dir', wd,
-               '--auto-scale-lr', '--no-persistent-workers', '--cfg-options'] + small_options(voc_root) +
+               '--auto-scale-lr', '--no-persistent-workers',
+               '--cfg-options'] + small_options(voc_root) +
               ['train_cfg.max_epochs=1'])
     assert 'Epoch(train) [1][3/3]' in out and 'loss_masked' in out
     assert 0 <= metric(out, 'mAP') <= 100

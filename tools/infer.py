@@ -21,25 +21,26 @@ gets the masked model input of test sample ``i`` with the same
 one.
 """
 import argparse
-import json
-import os
 import os.path as osp
 import sys
 import warnings
 from typing import List, Sequence
 
-import cv2
+import mmcv
+import mmengine
 import numpy as np
 import torch
 from mmengine.config import DictAction
+from mmengine.utils import track_iter_progress
+from mmengine.visualization import Visualizer
 
 import mmmsl  # noqa: F401  (registers the MSL components)
 from mmmsl.apis import MultiLabelInferencer, expand_inputs, load_thresholds
-from mmmsl.apis.inference import parse_mask_ratio, to_bgr_uint8
 from mmmsl.apis.robustness import EVAL_MASK_SEED
+from mmmsl.masks import parse_ratio
 
-FONT = cv2.FONT_HERSHEY_SIMPLEX
-FONT_SCALE, LINE_H, MARGIN = 0.6, 24, 8
+LINE_H, MARGIN, FONT_SIZE = 24, 8, 12  # the text band: px per line, points
+CHAR_W = 0.61 * FONT_SIZE * 100 / 72  # px per monospace char (100 dpi)
 
 
 def parse_args(argv=None):
@@ -60,7 +61,7 @@ def parse_args(argv=None):
                    default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--show-dir',
                    help='write each image with its labels as PNG here')
-    p.add_argument('--mask', type=_mask_arg,
+    p.add_argument('--mask', type=parse_ratio,
                    help='also predict on masked images: high, low or LO,HI')
     p.add_argument('--mask-seed', type=int, default=EVAL_MASK_SEED)
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -69,13 +70,6 @@ def parse_args(argv=None):
     if args.topk is not None and args.topk < 1:
         p.error('--topk must be >= 1')
     return args
-
-
-def _mask_arg(text: str):
-    try:
-        return parse_mask_ratio(text)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def format_labels(labels: List[dict]) -> str:
@@ -97,49 +91,34 @@ def print_table(records: Sequence[dict], file=sys.stdout) -> None:
               file=file)
 
 
-def draw_panel(img: np.ndarray, title: str, labels: List[dict],
+def draw_panel(img: np.ndarray, lines: List[str], num_lines: int,
                min_side: int = 256) -> np.ndarray:
-    """The image, upscaled to at least ``min_side`` px (nearest neighbour,
-    so small images stay sharp), above a white band listing ``title`` and
-    the labels with their scores."""
-    img = to_bgr_uint8(img)
+    """The image (BGR), upscaled (nearest, so small images stay sharp) to
+    at least ``min_side`` px, above a white band of ``num_lines`` lines with
+    ``lines`` (the first a title), drawn by mmengine's ``Visualizer``;
+    mmpretrain's ``UniversalVisualizer.visualize_cls`` is not used: it
+    writes over the image, which must show the model's input exactly."""
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    img = mmcv.imrescale(img, max(1.0, min_side / min(img.shape[:2])),
+                         interpolation='nearest')
     h, w = img.shape[:2]
-    scale = max(1.0, min_side / min(h, w))
-    if scale > 1:
-        img = cv2.resize(img, (round(w * scale), round(h * scale)),
-                         interpolation=cv2.INTER_NEAREST)
-    lines = [title] + [f"{x['label']}: {x['score']:.2f}" for x in labels]
-    if not labels:
-        lines.append('(no label)')
-    text_w = max(cv2.getTextSize(t, FONT, FONT_SCALE, 1 + (i == 0))[0][0]
-                 for i, t in enumerate(lines)) + 2 * MARGIN
-    width = max(img.shape[1], text_w)
-    panel = np.full((img.shape[0] + LINE_H * len(lines) + MARGIN, width, 3),
-                    255, np.uint8)
-    panel[:img.shape[0], :img.shape[1]] = img
-    for i, text in enumerate(lines):
-        y = img.shape[0] + LINE_H * (i + 1)
-        cv2.putText(panel, text, (MARGIN, y), FONT, FONT_SCALE,
-                    (0, 0, 0) if i else (160, 60, 0), 1 + (i == 0),
-                    cv2.LINE_AA)
-    return panel
-
-
-def hconcat(panels: Sequence[np.ndarray], gap: int = 8) -> np.ndarray:
-    """Panels side by side on white, top-aligned."""
-    height = max(p.shape[0] for p in panels)
-    width = sum(p.shape[1] for p in panels) + gap * (len(panels) - 1)
-    out = np.full((height, width, 3), 255, np.uint8)
-    x = 0
-    for p in panels:
-        out[:p.shape[0], x:x + p.shape[1]] = p
-        x += p.shape[1] + gap
-    return out
+    width = max(w, int(CHAR_W * max(map(len, lines))) + 2 * MARGIN)
+    panel = np.full((h + LINE_H * num_lines + MARGIN, width, 3), 255,
+                    np.uint8)
+    panel[:h, :w] = img
+    vis = Visualizer.get_instance('mmmsl_infer')
+    vis.set_image(panel[..., ::-1])
+    vis.draw_texts(lines, np.array([[MARGIN, h + 4 + LINE_H * i]
+                                    for i in range(len(lines))]),
+                   colors=[(0, 60, 160)] + ['black'] * (len(lines) - 1),
+                   font_sizes=FONT_SIZE, vertical_alignments='top',
+                   font_families='monospace')
+    return vis.get_image()[..., ::-1]
 
 
 def visualize(record: dict, images: dict) -> np.ndarray:
-    """The picture of one record: the clean image, and with ``--mask`` the
-    masked model input beside the clean one.
+    """The picture of one record: the clean image with its labels, and with
+    ``--mask`` the masked model input with its labels beside it.
 
     Without a mask the clean panel is the image as loaded. With one, both
     panels are the model's input (after the test pipeline's resize and
@@ -147,15 +126,18 @@ def visualize(record: dict, images: dict) -> np.ndarray:
     masked one is exactly what the model (and ``tools/test.py --mask``)
     sees.
     """
-    if 'masked' not in images:
-        return draw_panel(images['clean'], 'clean input', record['labels'])
-    removed = record['masked']['removed']
-    return hconcat([
-        draw_panel(images.get('input', images['clean']), 'clean input',
-                   record['labels']),
-        draw_panel(images['masked'], f'masked, {removed:.0%} removed',
-                   record['masked']['labels'])
-    ])
+    panels = [(images['clean'], 'clean input', record['labels'])]
+    if 'masked' in record:
+        removed = record['masked']['removed']
+        panels = [(images['input'], 'clean input', record['labels']),
+                  (images['masked'], f'masked, {removed:.0%} removed',
+                   record['masked']['labels'])]
+    texts = [[title] + ([f"{x['label']}: {x['score']:.2f}" for x in labels]
+                        or ['(no label)']) for _, title, labels in panels]
+    drawn = [draw_panel(img, lines, max(map(len, texts)))
+             for (img, _, _), lines in zip(panels, texts)]
+    gap = np.full((drawn[0].shape[0], MARGIN, 3), 255, np.uint8)
+    return np.hstack([p for d in drawn for p in (gap, d)][1:])
 
 
 def unique_png(out_dir: str, image: str, used: set) -> str:
@@ -187,23 +169,21 @@ def main(argv=None):
                if args.thr_file else args.thr)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'{type(e).__name__}: {e}')
-    if args.show_dir:
-        os.makedirs(args.show_dir, exist_ok=True)
     records, used = [], set()
-    for record, images in inferencer.iter_predictions(
-            paths, thr=thr, topk=args.topk, batch_size=args.batch_size,
-            mask=args.mask, mask_seed=args.mask_seed,
-            progress=len(paths) > 1):
+    predictions = inferencer.iter_predictions(
+        paths, thr=thr, topk=args.topk, batch_size=args.batch_size,
+        mask=args.mask, mask_seed=args.mask_seed)
+    if len(paths) > 1:
+        predictions = track_iter_progress((predictions, len(paths)),
+                                          file=sys.stderr)
+    for record, images in predictions:
         records.append(record)
         if args.show_dir:
-            cv2.imwrite(unique_png(args.show_dir, record['image'], used),
-                        visualize(record, images))
+            mmcv.imwrite(visualize(record, images),
+                         unique_png(args.show_dir, record['image'], used))
     print_table(records)
     if args.out:
-        if osp.dirname(args.out):
-            os.makedirs(osp.dirname(args.out), exist_ok=True)
-        with open(args.out, 'w') as f:
-            json.dump(records, f, indent=2)
+        mmengine.dump(records, args.out, file_format='json', indent=2)
         print(f'Wrote {len(records)} records to {args.out}', file=sys.stderr)
     if args.show_dir:
         print(f'Wrote {len(records)} pictures to {args.show_dir}',

@@ -13,19 +13,8 @@ from mmengine.runner import Runner
 
 import mmmsl  # noqa: F401  (registers the MSL components)
 from mmmsl.apis import add_test_masks
+from mmmsl.masks import parse_ratio
 from mmmsl.utils import setup_distributed
-
-
-def parse_ratio_arg(text: str):
-    """``'high'`` / ``'low'`` or ``'LO,HI'`` (fractions removed)."""
-    if text in ('high', 'low'):
-        return text
-    try:
-        lo, hi = (float(v) for v in text.split(','))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f'--mask {text!r}: expected high, low or LO,HI') from None
-    return (lo, hi)
 
 
 def parse_args(argv=None):
@@ -35,7 +24,7 @@ def parse_args(argv=None):
     parser.add_argument('--work-dir', help='the dir to save logs')
     parser.add_argument('--out', help='dump the predictions to this .pkl')
     parser.add_argument(
-        '--mask', type=parse_ratio_arg,
+        '--mask', type=parse_ratio,
         help='evaluate on masked images: high, low or LO,HI')
     parser.add_argument('--amp', action='store_true',
                         help='enable automatic-mixed-precision inference')

@@ -7,7 +7,6 @@ its components available to every config. ``--launcher pytorch`` (used by
 import argparse
 import os
 import os.path as osp
-from copy import deepcopy
 
 from mmengine.config import Config, ConfigDict, DictAction
 from mmengine.registry import RUNNERS

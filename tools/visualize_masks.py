@@ -33,8 +33,7 @@ from mmengine.registry import DefaultScope
 from mmengine.runner import set_random_seed
 
 import mmmsl  # noqa: F401  (registers the MSL components)
-from mmmsl.apis.inference import to_bgr_uint8
-from mmmsl.apis.robustness import hole_fill_pixels
+from mmmsl.apis.robustness import hole_fill_pixels, pack_index
 from mmmsl.masks import round_pixel, upsample_nearest
 
 PAD, LABEL_W = 4, 96
@@ -72,9 +71,7 @@ def mask_pipeline(pipeline: Sequence[dict]):
         and notes on what was changed.
     """
     steps, notes = [dict(s) for s in pipeline], []
-    pack = next((i for i, s in enumerate(steps)
-                 if _type(s) == 'PackInputs'), len(steps))
-    steps = steps[:pack]
+    steps = steps[:pack_index(steps)]
     masks = [s for s in steps if _type(s) == 'IrregularMask']
     if not masks:
         steps.append(dict(type='IrregularMask', ratio='high'))
@@ -131,7 +128,8 @@ def make_grid(images: Sequence[np.ndarray], keeps: Sequence[np.ndarray],
         cv2.putText(grid, name, (6, y + tile // 2 + 5),
                     cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_8)
     for c, (img, keep) in enumerate(zip(images, keeps)):
-        img = to_bgr_uint8(img)
+        img = np.clip(img, 0, 255).astype(np.uint8)  # float pipelines
+        img = img if img.ndim == 3 else cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
         keep = np.asarray(keep, np.uint8)
         if keep.shape != img.shape[:2]:  # a reduced mask: as the model does
             keep = upsample_nearest(keep, *img.shape[:2])

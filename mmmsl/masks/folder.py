@@ -8,7 +8,11 @@ import numpy as np
 
 from .ratio import RatioSpec, in_range, parse_ratio
 
-IMG_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+#: File endings read as images, by the mask folders and ``tools/infer.py``
+#: alike: mmpretrain's dataset default (``CustomDataset``'s) with ``.tiff``
+#: and ``.webp``, which cv2 reads too. Case-insensitive.
+IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.ppm', '.bmp', '.pgm', '.tif',
+                  '.tiff', '.webp')
 
 
 def read_hole_mask(path: str, invert: bool = False) -> np.ndarray:
@@ -49,7 +53,8 @@ def load_mask_folder(
         folder: str,
         ratio: Optional[RatioSpec] = None,
         size: Optional[int] = None,
-        invert: bool = False) -> Tuple[List[np.ndarray], np.ndarray, List[str]]:
+        invert: bool = False
+) -> Tuple[List[np.ndarray], np.ndarray, List[str]]:
     """Load the binary hole masks of a folder and their hole ratios.
 
     Args:

@@ -1,5 +1,6 @@
 """Hole-ratio bins shared by every mask source, and the checks that keep a
 mask inside its bin at the size where it is used."""
+import argparse
 import math
 from functools import lru_cache
 from typing import Optional, Sequence, Tuple, Union
@@ -15,24 +16,30 @@ RATIO_BINS = {'low': (0.0, 0.5), 'high': (0.5, 0.6)}
 RatioSpec = Union[str, Sequence[float]]
 
 
+class RatioError(ValueError, argparse.ArgumentTypeError):
+    """A bad ratio: a ``ValueError`` whose message argparse shows as it is
+    for a ``type=parse_ratio`` flag (``argument --mask: ratio='x': ...``)."""
+
+
 def parse_ratio(ratio: RatioSpec) -> Tuple[float, float]:
-    """Turn ``'low'``, ``'high'`` or ``(lo, hi)`` into a checked ``(lo, hi)``.
+    """Turn ``'low'``, ``'high'``, ``(lo, hi)`` or the command-line form
+    ``'LO,HI'`` into a checked ``(lo, hi)``; the one ratio parser of the
+    package and of every tool's ``--mask`` (``type=parse_ratio``).
 
     The range is half-open, ``lo < hole_ratio <= hi``, with
     ``0 <= lo < hi <= 1``.
     """
-    if isinstance(ratio, str):
-        if ratio not in RATIO_BINS:
-            raise ValueError(f'ratio={ratio!r}: expected one of '
-                             f'{sorted(RATIO_BINS)} or a (lo, hi) pair')
+    if isinstance(ratio, str) and ratio in RATIO_BINS:
         return RATIO_BINS[ratio]
     try:
-        lo, hi = (float(v) for v in ratio)
+        lo, hi = (float(v) for v in (
+            ratio.split(',') if isinstance(ratio, str) else ratio))
     except (TypeError, ValueError):
-        raise ValueError(f'ratio={ratio!r}: expected one of '
-                         f'{sorted(RATIO_BINS)} or a (lo, hi) pair') from None
+        raise RatioError(f'ratio={ratio!r}: expected one of '
+                         f'{sorted(RATIO_BINS)}, a (lo, hi) pair or '
+                         "'LO,HI'") from None
     if not 0.0 <= lo < hi <= 1.0:
-        raise ValueError(f'ratio={ratio!r}: need 0 <= lo < hi <= 1')
+        raise RatioError(f'ratio={ratio!r}: need 0 <= lo < hi <= 1')
     return lo, hi
 
 
@@ -204,8 +211,7 @@ def fit_ratio(hole: np.ndarray,
     """
     lo, hi = parse_ratio(ratio)
     h, w = hole.shape
-    height, width = (h, w) if size is None else (int(size[0]),
-                                                  int(size[1]))
+    height, width = (h, w) if size is None else (int(size[0]), int(size[1]))
     cmin, cmax = bin_counts(height * width, lo, hi)
     if cmin > cmax:
         raise ValueError(f'ratio={ratio!r}: no {height}x{width} mask has a '

@@ -59,7 +59,8 @@ def draw_stroke(hole: np.ndarray,
     angles = rng.uniform(angle_min, angle_max, num_vertices)
     angles[::2] = 2 * math.pi - angles[::2]
     angles += rng.uniform(0, 2 * math.pi)  # any heading, not only upwards
-    radii = np.clip(rng.normal(radius, radius / 2, num_vertices), 0, 2 * radius)
+    radii = np.clip(rng.normal(radius, radius / 2, num_vertices), 0,
+                    2 * radius)
     pts = np.empty((num_vertices + 1, 2), np.float64)
     pts[0] = rng.uniform(0, w), rng.uniform(0, h)
     for i in range(num_vertices):

@@ -186,7 +186,8 @@ def _load_from_local(filename: str, map_location=None):
         raise pickle.UnpicklingError(
             f'Refused to load checkpoint {filename}: it holds the global '
             f'{found.group(1)}, which torch.load(weights_only=True) does not '
-            'allow (mmmsl.utils.compat allow-lists only what mmengine checkpoints '
+            'allow (mmmsl.utils.compat allow-lists only what mmengine '
+            'checkpoints '
             'need). Nothing in it was executed. Do not allow-list it or load '
             'it with weights_only=False unless you trust where the file '
             'comes from.') from e

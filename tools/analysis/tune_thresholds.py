@@ -35,7 +35,6 @@ VOC thresholds on ``val`` with a model trained on ``train``::
         train_dataloader.dataset.split=train val_dataloader.dataset.split=val
 """
 import argparse
-import os
 import os.path as osp
 import re
 import sys
@@ -47,10 +46,11 @@ from mmengine.config import Config, DictAction
 from mmengine.dataset import pseudo_collate
 from mmengine.registry import DefaultScope
 from mmengine.utils import ProgressBar
+from mmpretrain.evaluation import MultiLabelMetric
 
 import mmmsl  # noqa: F401  (registers the MSL components)
 from mmmsl.apis import init_model, save_thresholds, tune_class_thresholds
-from mmmsl.apis.thresholds import FALLBACK_THRESHOLD, class_f1
+from mmmsl.apis.thresholds import FALLBACK_THRESHOLD
 
 
 def parse_args(argv=None):
@@ -166,6 +166,19 @@ def label_matrix(dataset, num_classes: int) -> np.ndarray:
     return labels
 
 
+def class_f1(scores: np.ndarray, labels: np.ndarray,
+             thresholds: np.ndarray) -> np.ndarray:
+    """Per-class F1 (a fraction) of ``score >= thr``, as mmpretrain's
+    ``MultiLabelMetric`` computes it (labels -1 ignored; 0 for a class
+    without positives or predictions). Shapes (N, C), (N, C), (C, ) ->
+    (C, )."""
+    f1 = MultiLabelMetric.calculate(
+        torch.as_tensor(np.asarray(scores, np.float64)),
+        torch.as_tensor(np.asarray(labels)), average=None,
+        thr=torch.as_tensor(np.asarray(thresholds, np.float64)))[2]
+    return f1.double().numpy() / 100
+
+
 @torch.no_grad()
 def score_matrix(model, dataset, batch_size: int) -> np.ndarray:
     """Sigmoid scores ``(N, C)`` of the model on the dataset, in order."""
@@ -208,7 +221,7 @@ def main(argv=None):
                  'training), or pass --allow-train-overlap if you know '
                  'what you are doing.')
     model = init_model(cfg, args.checkpoint, args.device)
-    cfg, classes = model.cfg, model.dataset_meta['classes']
+    cfg, classes = model._config, model._dataset_meta['classes']
     dataset = build_dataset(cfg, args.split)
     scores = score_matrix(model, dataset, args.batch_size)
     labels = label_matrix(dataset, len(classes))
@@ -227,8 +240,6 @@ def main(argv=None):
     if overlap:
         print(f'WARNING: tuned on training images ({overlap})',
               file=sys.stderr)
-    if osp.dirname(args.out):
-        os.makedirs(osp.dirname(args.out), exist_ok=True)
     save_thresholds(
         args.out, thr, classes,
         extra=dict(
