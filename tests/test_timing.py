@@ -13,7 +13,7 @@ import pytest
 from mmmsl.utils.timing import (busy_note, compare, describe, environment,
                                 in_child, interleaved, load_span,
                                 memory_figures, paired_ratio,
-                                prompt_free_malloc, ratio, step_memory,
+                                prompt_free_malloc, ratio,
                                 step_table, summarise, time_steps,
                                 write_json)
 
@@ -122,14 +122,30 @@ def test_memory_figures():
                      method='how')
 
 
+STEP_MEMORY = r"""
+import json
+import numpy as np
+from mmmsl.utils.timing import step_memory
+
+def step():  # 96 MiB touched (above glibc's largest mmap threshold, so
+    # fresh pages however malloc is set), then freed
+    np.ones(96 * 2**20, np.uint8).sum()
+
+print(json.dumps(step_memory(step, steps=2)))
+"""
+
+
 @pytest.mark.skipif(not os.path.exists('/proc/self/status'),
                     reason='needs /proc')
 def test_step_memory_sees_a_step_allocation():
-    def step():  # 96 MiB touched (above glibc's largest mmap threshold,
-        # so fresh pages however malloc is set), then freed
-        np.ones(96 * 2**20, np.uint8).sum()
-
-    m = step_memory(step, steps=2)
+    # In a fresh process: memory that earlier tests freed (or a
+    # reuse_freed_memory() they applied) would hide the step's growth.
+    import json
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, '-c', STEP_MEMORY], check=True,
+                         capture_output=True, text=True).stdout
+    m = json.loads(out.strip().splitlines()[-1])
     assert m['peak_mib'] >= m['base_mib'] > 0
     if m['method'] == 'VmHWM after clear_refs=5':
         assert 90 <= m['growth_mib'] < 400
