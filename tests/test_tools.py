@@ -83,12 +83,8 @@ def test_train_then_test(voc_root, tmp_path):
     masked = run([sys.executable, 'tools/test.py', CONFIG, ckpt,
                   '--work-dir', wd, '--mask', '0.6,0.7', '--cfg-options'] +
                  small_options(voc_root))
-    again = run([sys.executable, 'tools/test.py', CONFIG, ckpt,
-                 '--work-dir', wd, '--mask', '0.6,0.7', '--cfg-options'] +
-                small_options(voc_root))
-    # Held-out masks are fixed: the masked evaluation repeats exactly, and
-    # it differs from the clean one.
-    assert metric(masked, 'mAP') == metric(again, 'mAP')
+    # Held-out masks are fixed per (seed, sample index) (test_transform.py,
+    # test_masked_eval.py); the masked evaluation differs from the clean one.
     assert metric(masked, 'mAP') != clean
 
     # The sweep tool: one row per (checkpoint, ratio), clean row = tools/test.
