@@ -1,0 +1,100 @@
+"""tools/analysis/gpu_check.sh: its plumbing, with ``--dry-run`` on CPU."""
+import json
+import math
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+SCRIPT = osp.join(ROOT, 'tools', 'analysis', 'gpu_check.sh')
+MODES = ['baseline', 'two_pass', 'concat']
+
+
+def gpu_check(*args, timeout=300):
+    env = dict(__import__('os').environ, PYTHON=sys.executable)
+    return subprocess.run(['bash', SCRIPT, *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope='module')
+def dry_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp('gpu_check')
+    proc = gpu_check('--dry-run', '--out', str(out))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    with open(out / 'gpu_check.json') as f:
+        res = json.load(f)
+    return res, (out / 'gpu_check.md').read_text(), proc.stdout
+
+
+def finite(*values):
+    return all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+               for v in values)
+
+
+def test_json_sections(dry_run):
+    res, _, _ = dry_run
+    assert res['ok'] and res['dry_run'] and res['env']['device'] == 'cpu'
+    for part in ('benchmark', 'train', 'host_sync'):
+        assert res[part]['ok'], res[part]
+    for key in ('torch', 'mmengine', 'mmcv', 'mmpretrain', 'mmmsl', 'cv2'):
+        assert 'not importable' not in str(res['env'][key])
+
+
+def test_benchmark_rows(dry_run):
+    runs = dry_run[0]['benchmark']['runs']
+    assert [r['batch_size'] for r in runs] == [2]
+    rows = runs[0]['rows']
+    assert [r['mode'] for r in rows] == MODES
+    for r in rows:
+        assert r['config'] == 'r18-csra' and r['img_size'] == 64
+        assert finite(r['median_ms'], r['imgs_per_s'], r['step_ratio'],
+                      r['step_ratio_paired'], r['peak_mib'],
+                      r['peak_ratio']), r
+    assert rows[0]['step_ratio'] == 1.0
+    assert osp.exists(runs[0]['json'])
+
+
+def test_train_iterations(dry_run):
+    t = dry_run[0]['train']
+    assert t['iters_logged'] == t['expected_iters'] == 2
+    assert finite(t['it_per_s'], t['imgs_per_s'], t['median_step_s'],
+                  t['last_loss'])
+
+
+def test_host_sync_cases(dry_run):
+    h = dry_run[0]['host_sync']
+    assert {(c['forward_mode'], c['in_model_masks']) for c in h['cases']} \
+        == {(m, b) for m in ('two_pass', 'concat') for b in (False, True)}
+    for c in h['cases']:
+        assert c['msl_loss_ok'] and c['spy_ok'], c
+        # what the spy saw: MSL calls the head's loss twice, adds nothing
+        assert sorted(c['spy_calls']['msl']) == sorted(
+            c['spy_calls']['baseline'] * 2)
+
+
+def test_markdown_table(dry_run):
+    _, md, stdout = dry_run
+    lines = md.splitlines()
+    head = next(i for i, ln in enumerate(lines) if ln.startswith('| config'))
+    assert 'MSL / baseline step' in lines[head] and 'img/s' in lines[head] \
+        and 'peak MiB' in lines[head]
+    assert lines[head + 1].startswith('|---')
+    rows = [ln for ln in lines[head + 2:] if ln.startswith('| r18-csra')]
+    assert len(rows) == 3 and all(ln.count('|') == 13 for ln in rows)
+    assert 'it/s' in md and 'host sync' in md and 'PASS' in md
+    assert 'all parts passed' in stdout
+
+
+def test_no_cuda_and_bad_args(tmp_path):
+    proc = gpu_check('--bogus')
+    assert proc.returncode == 2 and 'unknown argument' in proc.stderr
+    import torch
+    if torch.cuda.is_available():
+        pytest.skip('a CUDA device is present')
+    proc = gpu_check('--out', str(tmp_path), timeout=120)
+    assert proc.returncode == 3 and 'no CUDA device' in proc.stderr
+    assert 'use --dry-run' in proc.stderr
+    proc = gpu_check('--wheels', str(tmp_path), '--out', str(tmp_path))
+    assert proc.returncode == 2 and 'no wheels' in proc.stderr
