@@ -52,15 +52,14 @@ def _positive(x):
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
-@pytest.mark.parametrize('malloc', ['reuse', 'default'])
-def test_benchmark_train_cli(tmp_path, malloc):
+def test_benchmark_train_cli(tmp_path):
     res, stdout = _run_tool('benchmark_train', [
         '--preset', 'r18-csra', '--batch-size', '2', '--img-size', '32',
         '--iters', '2', '--warmup', '1', '--mem-steps', '1', '--device',
-        'cpu', '--threads', '1', '--malloc', malloc
+        'cpu', '--threads', '1'
     ], tmp_path)
-    assert res['settings']['malloc'] == malloc
-    assert f'malloc {malloc}' in stdout
+    assert res['settings']['malloc'] == 'reuse'
+    assert 'malloc reuse' in stdout
     assert res['settings']['img_size'] == 32
     assert res['settings']['num_classes'] == 20
     for name in ('baseline', 'msl-two_pass', 'msl-concat'):
@@ -128,6 +127,13 @@ def test_benchmark_train_config_handling():
     assert tool.default_img_size(cfg) == 448
     with pytest.raises(SystemExit):
         tool.parse_args([])  # neither CONFIG nor --preset
+    # A preset is the paper's VOC config at another depth and side.
+    cfg, size, classes = tool.setup(tool.parse_args(
+        ['--preset', 'r18-csra', '--malloc', 'default']))
+    assert (cfg.model.backbone.depth, cfg.model.head.in_channels) == (18, 512)
+    assert (size, classes) == (224, 20)
+    assert tool.setup(tool.parse_args(
+        ['--preset', 'r101-csra', '--malloc', 'default']))[1] == 448
 
 
 def test_benchmark_masks_cli(tmp_path):

@@ -7,10 +7,11 @@ from typing import Optional, Sequence, Tuple
 import cv2
 import numpy as np
 
+from .families import (UNCROPPED, FamilySpec, family_key, family_masks,
+                       parse_family)
 from .folder import load_mask_folder
 from .ratio import (RatioSpec, bin_counts, fit_ratio, hole_count, in_range,
                     parse_ratio)
-from .strokes import irregular_masks
 
 #: cv2.flip codes: none, vertical, horizontal, both (a 180-degree turn).
 _FLIP_CODES = (None, 0, 1, -1)
@@ -76,9 +77,15 @@ class MaskBank:
                    num: int = 1000,
                    size: int = 256,
                    ratio: RatioSpec = 'high',
-                   seed: int = 0) -> 'MaskBank':
-        """A bank of ``num`` procedural free-form masks."""
-        return cls(irregular_masks(num, size, size, ratio, seed), ratio)
+                   seed: int = 0,
+                   family: FamilySpec = 'strokes') -> 'MaskBank':
+        """A bank of ``num`` procedural masks of ``family`` (a name or
+        ``dict(type=name, **params)``, see :mod:`mmmsl.masks.families`;
+        default the free-form strokes). Grid-aligned families (``grid``,
+        ``patches``) are sampled without crops."""
+        name, _ = parse_family(family)
+        return cls(family_masks(num, size, ratio, seed, family), ratio,
+                   crop_scale=1.0 if name in UNCROPPED else 0.8)
 
     @classmethod
     def from_folder(cls,
@@ -97,15 +104,28 @@ class MaskBank:
                size: int = 256,
                ratio: RatioSpec = 'high',
                seed: int = 0,
-               cache_dir: Optional[str] = None) -> 'MaskBank':
+               cache_dir: Optional[str] = None,
+               family: FamilySpec = 'strokes') -> 'MaskBank':
         """The procedural bank for these arguments, built on first use and
-        kept in ``cache_dir`` (default :func:`default_cache_dir`)."""
+        kept in ``cache_dir`` (default :func:`default_cache_dir`).
+
+        The file name holds every argument: ``<family>_<lo>-<hi>_<num>x
+        <size>_seed<seed>.npz``, ``<family>`` being ``irregular`` for the
+        default strokes (the name before families existed) and
+        ``<name>-<digest of its parameters>`` otherwise.
+        """
         lo, hi = parse_ratio(ratio)
-        path = osp.join(cache_dir or default_cache_dir(),
-                        f'irregular_{lo:g}-{hi:g}_{num}x{size}_seed{seed}.npz')
+        name, params = parse_family(family)
+        path = osp.join(
+            cache_dir or default_cache_dir(),
+            f'{family_key(name, params)}_{lo:g}-{hi:g}_{num}x{size}_'
+            f'seed{seed}.npz')
+        crop_scale = 1.0 if name in UNCROPPED else 0.8
         if osp.isfile(path):
-            return cls.load(path)
-        bank = cls.procedural(num, size, ratio, seed)
+            bank = cls.load(path)
+            bank.crop_scale = crop_scale
+            return bank
+        bank = cls.procedural(num, size, ratio, seed, family)
         bank.save(path)
         return bank
 

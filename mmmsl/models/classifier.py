@@ -1,6 +1,7 @@
 """The MSL classifier: an ImageClassifier trained as a Siamese pair."""
 import inspect
 import math
+from functools import partial
 from numbers import Number
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -12,6 +13,7 @@ from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample
 
 from ..masks import build_mask_source
+from ..masks.scheduled import ScheduledSource
 from ..utils import ProcessRNG
 
 FORWARD_MODES = ('two_pass', 'concat')
@@ -127,7 +129,21 @@ class MaskedSupervisedClassifier(ImageClassifier):
         self.class_reduction = class_reduction
         self.mask_source = (None if mask_source is None else
                             build_mask_source(**mask_source))
+        self._mask_source_cfg = mask_source
         self._rng = ProcessRNG()
+
+    def set_mask_level(self, ratio=None, prob=None, weights=None) -> None:
+        """Change ``mask_source``'s ratio bin, probability or mixture
+        weights while training (``MaskScheduleHook``), as
+        :meth:`mmmsl.datasets.IrregularMask.set_level` does."""
+        if self.mask_source is None:
+            raise ValueError('MaskedSupervisedClassifier: no mask_source')
+        if not isinstance(self.mask_source, ScheduledSource):
+            cfg = dict(self._mask_source_cfg)
+            given = cfg.pop('ratio', None)
+            self.mask_source = ScheduledSource(
+                partial(build_mask_source, **cfg), self.mask_source, given)
+        self.mask_source.set(ratio, prob, weights)
 
     def keep_masks(self, inputs: torch.Tensor,
                    data_samples: List[DataSample]) -> torch.Tensor:

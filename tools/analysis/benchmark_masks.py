@@ -1,8 +1,8 @@
-"""Speed of ``IrregularMask`` per mask source on one core, and its share
-of a training pipeline.
+"""Speed of ``IrregularMask`` per mask source and per mask family on one
+core, and its share of a training pipeline.
 
 ``python tools/analysis/benchmark_masks.py [--sizes 224 448] [--n 500]
-[--image photo.jpg] [--json OUT]``
+[--families strokes perlin ...] [--image photo.jpg] [--json OUT]``
 
 The sources, the pipeline and how they are timed: "How benchmark_masks
 measures" in ``docs/benchmarks.md``.
@@ -25,7 +25,8 @@ import torch  # noqa: E402
 
 warnings.filterwarnings('ignore', message='Fail to import')  # mmcv-lite
 import mmmsl  # noqa: F401, E402  (registers IrregularMask)
-from mmmsl.masks import MaskBank, hole_ratio, irregular_masks  # noqa: E402
+from mmmsl.masks import (MaskBank, hole_ratio, irregular_masks,  # noqa
+                         known_families)
 from mmmsl.masks.ratio import parse_ratio  # noqa: E402
 from mmmsl.utils.timing import (busy_note, describe, environment,  # noqa
                                 load_span, report)
@@ -44,6 +45,11 @@ def parse_args(argv=None):
                         help='masks per rate and samples per pipeline run')
     parser.add_argument('--sources', nargs='+', default=list(SOURCES),
                         choices=SOURCES)
+    parser.add_argument('--families', nargs='*',
+                        default=list(known_families()),
+                        choices=known_families(),
+                        help='mask families timed on the fly and from a '
+                        'bank (objects: on the fly only); none to skip')
     parser.add_argument('--bank-size', type=int, default=1000,
                         help='masks of the cached procedural bank')
     parser.add_argument('--bank-res', type=int, default=256,
@@ -103,10 +109,12 @@ def write_jpeg(path: str, size, seed: int, image=None) -> int:
     return os.path.getsize(path)
 
 
-def build_mask_transform(source: str, args, folder: str):
+def build_mask_transform(source: str, args, folder: str,
+                         family: str = 'strokes'):
     from mmpretrain.registry import TRANSFORMS
     cfg = dict(type='IrregularMask', ratio='high', source=source,
-               bank_size=args.bank_size, bank_res=args.bank_res)
+               bank_size=args.bank_size, bank_res=args.bank_res,
+               family=family)
     if source == 'bank-full':
         cfg.update(source='bank', full_size=True)
     if source == 'folder':
@@ -122,9 +130,17 @@ def cached_bank_exists(args) -> bool:
         f'{args.bank_res}_seed0.npz'))
 
 
+def object_boxes(size: int) -> np.ndarray:
+    """Two synthetic object boxes covering 40% of a ``size`` px image, for
+    the ``objects`` family (a VOC image has 2.4 objects on average)."""
+    return np.array([[0.1, 0.1, 0.55, 0.6], [0.4, 0.35, 0.9, 0.85]],
+                    np.float32) * size
+
+
 def mask_rate(transform, size: int, n: int) -> dict:
     """Masks/s of ``transform`` on a ``size`` x ``size`` image."""
-    results = dict(img=np.zeros((size, size, 3), np.uint8))
+    results = dict(img=np.zeros((size, size, 3), np.uint8),
+                   gt_bboxes=object_boxes(size))
     for _ in range(min(20, n)):  # warm-up
         transform(results)
     ratios = [hole_ratio(1 - transform(results)['msl_mask'])
@@ -138,6 +154,15 @@ def mask_rate(transform, size: int, n: int) -> dict:
                 mask_shape=list(transform.mask_size(size, size)),
                 mean_removed=removed['mean'], min_removed=removed['min'],
                 max_removed=removed['max'])
+
+
+def family_rate(transform, size: int, n: int) -> dict:
+    """:func:`mask_rate`, or ``{'error': message}`` for a family that has
+    no mask of this size in the bin (e.g. 16 px patches at 32 px)."""
+    try:
+        return mask_rate(transform, size, n)
+    except ValueError as e:
+        return dict(error=str(e))
 
 
 def pipeline_share(mask_transforms: dict, size: int, n: int, jpeg: str,
@@ -161,6 +186,8 @@ def pipeline_share(mask_transforms: dict, size: int, n: int, jpeg: str,
             results = dict(img_path=jpeg, sample_idx=i,
                            gt_label=np.sort(rng.choice(20, 2, False)))
             for step, transform in zip(STEPS, pipeline):
+                if step == 'IrregularMask':  # boxes of the crop (objects)
+                    results['gt_bboxes'] = object_boxes(size)
                 t0 = time.perf_counter()
                 results = transform(results)
                 dt = time.perf_counter() - t0
@@ -225,6 +252,29 @@ def run(args) -> dict:
                                       args.seed)
             for size in args.sizes
         }
+        families, family_build = {}, {}
+        for fam in args.families:
+            for source in ('procedural', 'bank'):
+                t0 = time.perf_counter()
+                families[(fam, source)] = build_mask_transform(
+                    source, args, folder, family=fam)
+                family_build[f'{fam}/{source}'] = time.perf_counter() - t0
+        family_rates = {
+            str(size): {
+                fam: {
+                    source: family_rate(t, size, args.n)
+                    for (f, source), t in families.items() if f == fam
+                }
+                for fam in args.families
+            }
+            for size in args.sizes
+        }
+        banked = {f: t for (f, source), t in families.items()
+                  if source == 'bank'}
+        family_pipeline = {
+            str(size): pipeline_share(banked, size, args.n, jpeg, args.seed)
+            for size in args.sizes
+        } if banked else {}
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     env['loadavg_end'] = list(os.getloadavg())
@@ -238,7 +288,9 @@ def run(args) -> dict:
                               jpeg_size=args.jpeg_size,
                               jpeg_bytes=jpeg_bytes,
                               image=args.image or 'synthetic'),
-                build=build, rates=rates, pipeline=pipeline)
+                build=build, rates=rates, pipeline=pipeline,
+                family_build_s=family_build, family_rates=family_rates,
+                family_pipeline=family_pipeline)
 
 
 def format_report(res: dict) -> str:
@@ -280,6 +332,36 @@ def format_report(res: dict) -> str:
                 f'{source:<12}{size:>5}'
                 + ''.join(f"{p['step_us'][step]:>13.1f}" for step in STEPS)
                 + f"{p['total_us']:>9.0f}{p['mask_share_pct']:>8.2f}")
+    if res.get('family_rates'):
+        lines += ['', 'families, masks/s (on the fly / from the bank; '
+                  'objects: always on the fly, from the image\'s boxes):',
+                  f"{'family':<10}{'size':>6}{'fly':>10}{'bank':>10}"
+                  f"{'bank us':>10}{'mask':>10}{'removed % (bank)':>20}"]
+        for size, per in res['family_rates'].items():
+            for fam, r in per.items():
+                fly, bank = r['procedural'], r['bank']
+                if 'error' in fly or 'error' in bank:
+                    lines.append(f'{fam:<10}{size:>6}  n/a: '
+                                 f"{fly.get('error') or bank['error']}")
+                    continue
+                lines.append(
+                    f"{fam:<10}{size:>6}{fly['masks_per_s']:>10.0f}"
+                    f"{bank['masks_per_s']:>10.0f}"
+                    f"{bank['us_per_mask']:>10.1f}"
+                    f"{'x'.join(map(str, bank['mask_shape'])):>10}"
+                    f"{100 * bank['mean_removed']:>8.1f} ("
+                    f"{100 * bank['min_removed']:.1f}-"
+                    f"{100 * bank['max_removed']:.1f})")
+        lines += ['', 'families in the pipeline (bank; objects on the fly), '
+                  'mean us per sample:',
+                  f"{'family':<10}{'size':>5}{'mask us':>9}{'total':>9}"
+                  f"{'mask %':>8}"]
+        for size, per in res['family_pipeline'].items():
+            for fam, p in per.items():
+                lines.append(f"{fam:<10}{size:>5}"
+                             f"{p['step_us']['IrregularMask']:>9.1f}"
+                             f"{p['total_us']:>9.0f}"
+                             f"{p['mask_share_pct']:>8.2f}")
     return '\n'.join(lines)
 
 

@@ -12,6 +12,7 @@ import copy
 import logging
 import multiprocessing as mp
 import os
+import os.path as osp
 import warnings
 from contextlib import nullcontext
 from functools import partial
@@ -36,41 +37,15 @@ from mmmsl.utils.timing import (busy_note, compare, environment,  # noqa
 MSL_TYPE = 'MaskedSupervisedClassifier'
 TRAIN_VARIANTS = ('baseline', 'msl-two_pass', 'msl-concat')
 INFER_VARIANTS = ('baseline', 'msl')
-
-
-def _csra_preset(depth: int, img_size: int) -> dict:
-    """ResNet-``depth`` + CSRA (1 head, lam 0.1) on 20 classes, as the
-    paper's VOC model (mmpretrain's CSRA config with our MSL model type)."""
-    return dict(
-        default_scope='mmpretrain',
-        model=dict(
-            type=MSL_TYPE, alpha=(0.3, 0.2, 0.5), neck=None,
-            backbone=dict(type='ResNet', depth=depth, num_stages=4,
-                          out_indices=(3, ), style='pytorch'),
-            head=dict(type='CSRAClsHead', num_classes=20, num_heads=1,
-                      in_channels=512 if depth in (18, 34) else 2048,
-                      lam=0.1, loss=dict(type='CrossEntropyLoss',
-                                         use_sigmoid=True, loss_weight=1.0))),
-        data_preprocessor=dict(num_classes=20, mean=[0, 0, 0],
-                               std=[255, 255, 255], to_rgb=True,
-                               to_onehot=True),
-        train_pipeline=[  # the tool reads only the crop's side
-            dict(type='LoadImageFromFile'),
-            dict(type='RandomResizedCrop', scale=img_size,
-                 crop_ratio_range=(0.7, 1.0)),
-            dict(type='RandomFlip', prob=0.5, direction='horizontal'),
-            dict(type='IrregularMask', ratio='high'),
-            dict(type='PackInputs', algorithm_keys=('msl_mask', ))],
-        optim_wrapper=dict(
-            optimizer=dict(type='SGD', lr=0.01, momentum=0.9,
-                           weight_decay=1e-4),
-            paramwise_cfg=dict(custom_keys=dict(head=dict(lr_mult=10)))))
-
-
-PRESETS = {  # r50: the acceptance run's; r101: the paper's; r18: smoke tests
-    'r50-csra': lambda: _csra_preset(50, 224),
-    'r101-csra': lambda: _csra_preset(101, 448),
-    'r18-csra': lambda: _csra_preset(18, 224),
+# Presets: the paper's VOC config (ResNet-101 + CSRA, 1 head, 20 classes) at
+# another depth and image side. r50: the acceptance run's; r18: smoke tests.
+PRESET_CONFIG = osp.join(osp.dirname(osp.dirname(osp.dirname(
+    osp.abspath(__file__)))), 'configs', 'msl', 'resnet101_csra_voc.py')
+PRESETS = {
+    'r101-csra': (448, {}),
+    'r50-csra': (224, {'model.backbone.depth': 50}),
+    'r18-csra': (224, {'model.backbone.depth': 18,
+                       'model.head.in_channels': 512}),
 }
 
 
@@ -81,20 +56,21 @@ def parse_args(argv=None):
         '--preset r50-csra --batch-size 8 --iters 20 --device cpu')
     add = p.add_argument
     add('config', nargs='?', help='config file (optional with --preset)')
-    add('--preset', choices=sorted(PRESETS), help='a built-in model')
+    add('--preset', choices=sorted(PRESETS),
+        help='the paper VOC config at another depth and side')
     add('--batch-size', type=int, default=8)
     add('--iters', type=int, default=20, help='timed steps of each model')
-    add('--infer-iters', type=int, default=None,
-        help='timed inference steps of each model (default: --iters)')
+    add('--infer-iters', type=int, help='timed inference steps of each '
+        'model (default: --iters)')
     add('--warmup', type=int, default=3, help='untimed steps of each first')
-    add('--img-size', type=int, default=None, help="image side (default: "
-        "the train pipeline's crop/resize scale, else 224)")
+    add('--img-size', type=int, help="image side (default: the train "
+        "pipeline's crop/resize scale, else 224)")
     add('--device', default='cpu', choices=['cpu', 'cuda'])
     add('--amp', action='store_true', help='AmpOptimWrapper (fp16) on '
         'CUDA, bf16 torch.autocast on CPU')
     add('--channels-last', action='store_true',
         help='model and batches in channels_last layout')
-    add('--threads', type=int, default=None, help='torch CPU threads')
+    add('--threads', type=int, help='torch CPU threads')
     add('--malloc', choices=['reuse', 'default'], default='reuse',
         help="glibc malloc: 'reuse' keeps freed memory for the next step, "
         "as ReuseFreedMemoryHook does (default); 'default': glibc's own")
@@ -116,7 +92,6 @@ def parse_args(argv=None):
     return args
 
 
-# ----------------------------------------------------------------- config --
 def _plain(obj) -> dict:
     return copy.deepcopy(ConfigDict(obj).to_dict())
 
@@ -129,13 +104,11 @@ def model_cfgs(cfg: Config):
     if cfg.get('data_preprocessor') is not None:
         model.setdefault('data_preprocessor', _plain(cfg.data_preprocessor))
     model.pop('pretrained', None)
-    if isinstance(model.get('init_cfg'), dict) and \
-            model['init_cfg'].get('type') == 'Pretrained':
+    if (model.get('init_cfg') or {}).get('type') == 'Pretrained':
         model['init_cfg'] = None
     if isinstance(model.get('backbone'), dict):
         model['backbone']['init_cfg'] = None
-    if model.get('type', '').split('.')[-1] != MSL_TYPE:
-        model['type'] = MSL_TYPE
+    model['type'] = MSL_TYPE
     return model, plain_classifier_cfg(model)
 
 
@@ -144,22 +117,17 @@ def default_img_size(cfg: Config) -> int:
     loader = cfg.get('train_dataloader') or {}
     for step in cfg.get('train_pipeline') or (
             loader.get('dataset') or {}).get('pipeline') or []:
-        if str(step.get('type', '')).split('.')[-1] in (
-                'RandomResizedCrop', 'Resize', 'CenterCrop', 'RandomCrop',
-                'ResizeEdge', 'EfficientNetRandomCrop'):
-            for v in (step.get(k) for k in ('scale', 'crop_size', 'size')):
-                if isinstance(v, (list, tuple)) and len(v) == 2 and \
-                        v[0] == v[1]:
-                    v = v[0]
-                if isinstance(v, int):
-                    return v
+        for v in (step.get(k) for k in ('scale', 'crop_size', 'size')):
+            if isinstance(v, (list, tuple)) and len(v) == 2 and v[0] == v[1]:
+                v = v[0]
+            if isinstance(v, int):
+                return v
     return 224
 
 
 def num_classes_of(msl_cfg: dict) -> int:
-    n = (msl_cfg.get('head') or {}).get('num_classes')
-    if n is None:
-        n = (msl_cfg.get('data_preprocessor') or {}).get('num_classes')
+    n = (msl_cfg.get('head') or {}).get('num_classes') or (
+        msl_cfg.get('data_preprocessor') or {}).get('num_classes')
     if n is None:
         raise ValueError('cannot find num_classes in model.head')
     return int(n)
@@ -169,24 +137,20 @@ def setup(args, prompt_free: bool = False):
     """Malloc, threads, scope and config: ``(cfg, img_size, classes)``.
     ``--malloc reuse`` does what ReuseFreedMemoryHook does, ``prompt_free``
     what :func:`prompt_free_malloc` does."""
-    if prompt_free and not prompt_free_malloc():
-        raise RuntimeError('mallopt is not available (not glibc)')
-    if not prompt_free and args.malloc == 'reuse' and \
-            not reuse_freed_memory():
-        raise RuntimeError('--malloc reuse needs glibc (mallopt); use '
+    if not (prompt_free_malloc() if prompt_free else
+            args.malloc == 'default' or reuse_freed_memory()):
+        raise RuntimeError('mallopt is not available (not glibc): use '
                            '--malloc default')
     if args.threads:
         torch.set_num_threads(args.threads)
     init_default_scope('mmpretrain')
-    cfg = Config(PRESETS[args.preset]()) if args.preset else \
-        Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    return (cfg, args.img_size or default_img_size(cfg),
+    cfg = Config.fromfile(args.config or PRESET_CONFIG)
+    size, preset = PRESETS.get(args.preset, (None, {}))
+    cfg.merge_from_dict(dict(preset, **(args.cfg_options or {})))
+    return (cfg, args.img_size or size or default_img_size(cfg),
             num_classes_of(model_cfgs(cfg)[0]))
 
 
-# ----------------------------------------------------------------- models --
 def build_variant(name: str, cfg: Config, args):
     """A ``TRAIN_VARIANTS`` model (no ``init_weights()``: nothing is
     downloaded) and its optimizer wrapper (SGD if the config has none)."""
@@ -200,8 +164,7 @@ def build_variant(name: str, cfg: Config, args):
     wrapper_cfg = _plain(cfg.get('optim_wrapper') or dict(
         optimizer=dict(type='SGD', lr=0.01, momentum=0.9)))
     if args.amp and args.device == 'cuda':  # as tools/train.py --amp
-        wrapper_cfg['type'] = 'AmpOptimWrapper'
-        wrapper_cfg.setdefault('loss_scale', 'dynamic')
+        wrapper_cfg.update(type='AmpOptimWrapper', loss_scale='dynamic')
     return model.train(), build_optim_wrapper(model, wrapper_cfg)
 
 
@@ -233,24 +196,21 @@ def make_batches(num: int, batch_size: int, size: int, num_classes: int,
     bank = MaskBank.procedural(num=32, size=128, ratio='high', seed=seed)
     batches = []
     for b in range(num):
-        inputs, samples = [], []
+        imgs = rng.integers(0, 256, (batch_size, 3, size, size), np.uint8)
+        samples = []
         for i in range(batch_size):
-            img = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-            inputs.append(torch.from_numpy(
-                np.ascontiguousarray(img.transpose(2, 0, 1))))
-            labels = rng.choice(num_classes, int(rng.integers(1, 4)),
-                                replace=False)
+            labels = rng.choice(num_classes, int(rng.integers(1, 4)), False)
             sample = DataSample().set_gt_label(sorted(labels.tolist()))
             sample.set_metainfo(dict(img_shape=(size, size),
                                      ori_shape=(size, size),
                                      sample_idx=b * batch_size + i))
             sample.set_field(1 - bank.sample(size, size, rng), 'msl_mask')
             samples.append(sample)
-        batches.append(dict(inputs=inputs, data_samples=samples))
+        batches.append(dict(inputs=list(torch.from_numpy(imgs)),
+                            data_samples=samples))
     return batches
 
 
-# ----------------------------------------------------------------- memory --
 def measure_memory(name: str, args, prompt_free: bool = False) -> dict:
     """Build one variant and measure its training memory (in a child)."""
     cfg, size, num_classes = setup(args, prompt_free)
@@ -264,18 +224,18 @@ def memory_all(args) -> dict:
     """Each variant in a fresh child process, one after the other; on CPU
     once more with prompt-free malloc (the ``live`` figures)."""
     ctx = mp.get_context('fork' if args.device == 'cpu' else 'spawn')
-
-    def measure(name, prompt_free):
-        return in_child(ctx, f'memory measurement of {name}',
-                        measure_memory, name, args, prompt_free)
-
-    out = {name: measure(name, False) for name in TRAIN_VARIANTS}
-    for name in TRAIN_VARIANTS if args.device == 'cpu' else ():
-        out[name]['live'] = measure(name, True)
+    out = {}
+    for prompt_free in (False, True) if args.device == 'cpu' else (False, ):
+        for name in TRAIN_VARIANTS:
+            res = in_child(ctx, f'memory measurement of {name}',
+                           measure_memory, name, args, prompt_free)
+            if prompt_free:
+                out[name]['live'] = res
+            else:
+                out[name] = res
     return out
 
 
-# -------------------------------------------------------------------- main --
 def run(args) -> dict:
     """Everything the tool measures, as a dict (what ``--json`` writes)."""
     # The optimizer builder logs every paramwise option of every model.
@@ -302,80 +262,71 @@ def run(args) -> dict:
                     if args.device == 'cuda' else None)
     train = timed({n: partial(train_step, models[n], wrappers[n], args=args)
                    for n in TRAIN_VARIANTS}, iters=args.iters)
+    ratios, inference = {}, None
+    for name in TRAIN_VARIANTS[1:]:
+        mode = name.split('-', 1)[1]
+        ratios[f'train_{mode}'], ratios[f'train_{mode}_paired'] = compare(
+            train[name], train['baseline'])
     for name in TRAIN_VARIANTS if memory else ():
         train[name]['memory'] = memory[name]
-    inference = None
-    if not args.no_inference:
-        infer = dict(baseline=models['baseline'], msl=models['msl-two_pass'])
-        for m in infer.values():
-            m.eval()
-        inference = timed({n: partial(infer_step, m, args=args)
-                           for n, m in infer.items()},
-                          iters=args.infer_iters or args.iters)
-
-    base, ratios = train['baseline'], {}
-    for mode in ('two_pass', 'concat'):
-        v = train[f'msl-{mode}']
-        ratios[f'train_{mode}'], ratios[f'train_{mode}_paired'] = compare(
-            v, base)
-        if memory is not None:
-            m, bm = v['memory'], base['memory']
+        if name != 'baseline':
+            m, b, mode = memory[name], memory['baseline'], name[4:]
             for key in ('growth', 'peak'):
                 ratios[f'mem_{key}_{mode}'] = ratio(m[f'{key}_mib'],
-                                                    bm[f'{key}_mib'])
+                                                    b[f'{key}_mib'])
             if 'live' in m:
                 ratios[f'mem_live_growth_{mode}'] = ratio(
-                    m['live']['growth_mib'], bm['live']['growth_mib'])
-    if inference is not None:
+                    m['live']['growth_mib'], b['live']['growth_mib'])
+    if not args.no_inference:
+        for m in (models['baseline'], models['msl-two_pass']):
+            m.eval()
+        inference = timed({n: partial(infer_step, models[n], args=args)
+                           for n in ('baseline', 'msl-two_pass')},
+                          iters=args.infer_iters or args.iters)
+        inference['msl'] = inference.pop('msl-two_pass')
         ratios['inference'], ratios['inference_paired'] = compare(
             inference['msl'], inference['baseline'])
     env['loadavg_end'] = list(os.getloadavg())
-    return dict(
-        env=env,
-        settings=dict(config=args.config, preset=args.preset,
-                      batch_size=args.batch_size, img_size=size,
-                      iters=args.iters, warmup=args.warmup,
-                      infer_iters=None if args.no_inference else
-                      args.infer_iters or args.iters,
-                      mem_steps=None if args.no_memory else args.mem_steps,
-                      amp=args.amp, channels_last=args.channels_last,
-                      malloc=args.malloc, num_classes=num_classes,
-                      cfg_options=None if not args.cfg_options else
-                      {k: repr(v) for k, v in args.cfg_options.items()}),
-        train=train, inference=inference, ratios=ratios)
-
-
-def _memory_columns(v, b) -> str:
-    m = v['memory']
-    return (f"{m['peak_mib']:>10.0f}{m['growth_mib']:>12.0f}"
-            f"{m['growth_mib'] / b['memory']['growth_mib']:>11.3f}")
+    settings = dict(
+        config=args.config, preset=args.preset, batch_size=args.batch_size,
+        img_size=size, iters=args.iters, warmup=args.warmup,
+        infer_iters=None if args.no_inference else
+        args.infer_iters or args.iters,
+        mem_steps=None if args.no_memory else args.mem_steps, amp=args.amp,
+        channels_last=args.channels_last, malloc=args.malloc,
+        num_classes=num_classes, cfg_options=args.cfg_options and {
+            k: repr(v) for k, v in args.cfg_options.items()})
+    return dict(env=env, settings=settings, train=train,
+                inference=inference, ratios=ratios)
 
 
 def format_report(res: dict) -> str:
-    s, env = res['settings'], res['env']
+    s, env, train = res['settings'], res['env'], res['train']
+    gpu = f" ({env['gpu']})" if 'gpu' in env else ''
     lines = [
         f"model: {s['preset'] or s['config']}  batch {s['batch_size']}  "
-        f"{s['img_size']} px  device {env['device']}"
-        f"{' (' + env['gpu'] + ')' if 'gpu' in env else ''}  "
-        f"amp {s['amp']}  channels_last {s['channels_last']}  "
-        f"malloc {s['malloc']}",
+        f"{s['img_size']} px  device {env['device']}{gpu}  amp {s['amp']}  "
+        f"channels_last {s['channels_last']}  malloc {s['malloc']}",
         f"torch {env['torch']}  cpu: {env['cpu']} x{env['cpu_count']}  "
         f"torch threads {env['torch_threads']}  {load_span(env)}",
         f"{s['iters']} timed steps after {s['warmup']} warm-up, interleaved",
         # The end figure includes this process's own threads.
         *busy_note(env, 0.5 * (env['cpu_count'] or 1),
                    'timings are unreliable', env['torch_threads']), '']
-    mem = res['train']['baseline'].get('memory')
-    lines += step_table('train step', res['train'], TRAIN_VARIANTS, extra=(
+    mem = train['baseline'].get('memory')
+    lines += step_table('train step', train, TRAIN_VARIANTS, extra=(
         f"{'peak MiB':>10}{'growth MiB':>12}{'mem ratio':>11}",
-        _memory_columns) if mem else None)
+        lambda v, b: f"{v['memory']['peak_mib']:>10.0f}"
+        f"{v['memory']['growth_mib']:>12.0f}"
+        f"{v['memory']['growth_mib'] / b['memory']['growth_mib']:>11.3f}"
+    ) if mem else None)
     if mem:
         lines.append(f"memory: {mem['method']}, {s['mem_steps']} steps per "
                      "variant in a fresh process; ratio = growth / "
                      "baseline's growth")
     if mem and 'live' in mem:
         lines.append('live (prompt-free malloc) growth MiB: ' + ', '.join(
-            f"{n} {res['train'][n]['memory']['live']['growth_mib']:.0f}"
+            f"{n} {train[n]['memory']['live']['growth_mib']:.0f}"
             for n in TRAIN_VARIANTS))
     if res['inference']:
         lines += [''] + step_table('inference', res['inference'],

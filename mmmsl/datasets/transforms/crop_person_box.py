@@ -1,6 +1,8 @@
 """Crop a WIDER-Attribute person box out of its image."""
 import math
 
+import mmcv
+import numpy as np
 from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
@@ -12,7 +14,8 @@ class CropPersonBox(BaseTransform):
     The box ``[x, y, w, h]`` is optionally enlarged about its centre by
     ``expand``, rounded outwards to whole pixels, and clipped to the image;
     the crop keeps at least one pixel per side even for a box outside the
-    image.
+    image. The crop itself is ``mmcv.imcrop`` (whose boxes are inclusive
+    and whose ``scale`` truncates to integers, hence the rounding here).
 
     Required keys: ``img``, ``bbox``. Modified keys: ``img``, ``img_shape``.
 
@@ -39,7 +42,7 @@ class CropPersonBox(BaseTransform):
         x, y, w, h = results['bbox']
         x1, x2 = self._span(x, w, self.expand, img.shape[1])
         y1, y2 = self._span(y, h, self.expand, img.shape[0])
-        results['img'] = img[y1:y2, x1:x2]
+        results['img'] = mmcv.imcrop(img, np.array([x1, y1, x2 - 1, y2 - 1]))
         results['img_shape'] = results['img'].shape[:2]
         return results
 

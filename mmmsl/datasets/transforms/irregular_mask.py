@@ -8,14 +8,17 @@ from mmpretrain.registry import TRANSFORMS
 
 from ...masks import build_mask_source, parse_ratio, round_pixel
 from ...utils import ProcessRNG
+from .mask_boxes import building_pipeline, check_box_pipeline, image_boxes
 
 
 @TRANSFORMS.register_module()
 class IrregularMask(BaseTransform):
     """Sample an irregular binary mask for the current image.
 
-    The mask is a free-form hole mask as in the Irregular Mask dataset used
-    for inpainting, covering the image at this point of the pipeline (put
+    The mask is a hole mask of one ``family``, by default free-form strokes
+    as in the Irregular Mask dataset used for inpainting (see
+    ``docs/components.md`` for all families), covering the image at this
+    point of the pipeline (put
     the transform after the crop and flip so the masked image keeps the
     clean one's layout). By default it is only recorded, for
     :class:`mmmsl.models.MaskedSupervisedClassifier` to resize and apply on
@@ -31,7 +34,11 @@ class IrregularMask(BaseTransform):
     is in ``ratio`` where the mask is used: at ``(H, W)``, after the
     model's upsampling (:func:`mmmsl.masks.upsample_nearest`).
 
-    **Required Keys:** ``img``, ``sample_idx`` (only with ``seed``)
+    **Required Keys:** ``img``, ``sample_idx`` (only with ``seed``),
+    ``gt_bboxes`` (only for ``family='objects'``: ``(N, 4)`` x1 y1 x2 y2 in
+    pixels of the current image; only box-aware geometric transforms such
+    as mmcv's ``Resize`` / ``RandomFlip`` / ``CenterCrop`` may come
+    before, an mmpretrain crop before it is an error)
 
     **Added Keys:** ``msl_mask`` (or ``key``); **Modified Keys:** ``img``
     (only with ``apply=True``)
@@ -78,6 +85,20 @@ class IrregularMask(BaseTransform):
         full_size (bool): Always record the mask at the image size (see
             above). ``apply=True`` always works at the image size.
             Defaults to False.
+        family (str | dict | list): The mask family: ``'strokes'``
+            (default, the free-form strokes), ``'perlin'`` (fractal noise
+            blobs), ``'fourier'`` (FMix), ``'grid'`` (Hide-and-Seek),
+            ``'boxes'`` (Cutout / random erasing), ``'patches'`` (MAE),
+            ``'objects'`` (holes on the labelled objects, from
+            ``gt_bboxes``; drawn per image, never from a bank), or a dict
+            ``dict(type='perlin', octaves=2)`` with parameters
+            (:mod:`mmmsl.masks.families`). A list of those is a mixture,
+            one family drawn per sample; ``'mixture'`` is every family but
+            ``objects``. With ``source='bank'`` each family has its own
+            cached bank. ``'folder'`` and a bank ``path`` have no family.
+        family_weights (Sequence[float], optional): A mixture's family
+            weights (normalised); equal if None. The built source's
+            ``weights`` attribute can be set later (masking schedules).
     """
 
     def __init__(self,
@@ -94,7 +115,9 @@ class IrregularMask(BaseTransform):
                  bank_seed: int = 0,
                  invert: bool = False,
                  full_size: bool = False,
-                 keep_key: Optional[str] = None):
+                 keep_key: Optional[str] = None,
+                 family: Union[str, dict, Sequence] = 'strokes',
+                 family_weights: Optional[Sequence[float]] = None):
         if not 0.0 <= prob <= 1.0:
             raise ValueError(f'IrregularMask: prob={prob!r} not in [0, 1]')
         self.ratio = parse_ratio(ratio)
@@ -104,9 +127,16 @@ class IrregularMask(BaseTransform):
             bank_size=bank_size,
             bank_res=bank_res,
             bank_seed=bank_seed,
-            invert=invert)
-        # Built now so a bad path or ratio fails when the dataset is built.
+            invert=invert,
+            family=family,
+            family_weights=family_weights)
+        # Built now so a bad path, ratio or family fails when the dataset is
+        # built.
         self.source = build_mask_source(ratio=self.ratio, **self.source_cfg)
+        self._dataset = None  # who builds us, for the messages (objects)
+        if getattr(self.source, 'needs_boxes', False):
+            self._dataset, before = building_pipeline()
+            check_box_pipeline(before, family, self._dataset)
         self.prob = prob
         self.seed = seed
         self.apply = apply
@@ -116,6 +146,7 @@ class IrregularMask(BaseTransform):
         self.key = key
         self.full_size = full_size
         self._rng = ProcessRNG(seed)
+        self._level = None  # a ScheduledSource once set_level is called
 
     def mask_size(self, h: int, w: int) -> tuple:
         """Shape of the mask recorded for an ``h`` x ``w`` image."""
@@ -138,10 +169,13 @@ class IrregularMask(BaseTransform):
         rng = self._rng_for(results)
         if self.prob < 1.0 and rng.random() >= self.prob:
             keep = np.ones((h, w), np.uint8)
-        elif (h, w) == (height, width):
-            keep = 1 - self.source.sample(h, w, rng)
-        else:  # reduced: the ratio must hold once upsampled to the image
-            keep = 1 - self.source.sample(h, w, rng, size=(height, width))
+        else:  # a reduced mask's ratio must hold once upsampled (size)
+            size = None if (h, w) == (height, width) else (height, width)
+            kw = {}
+            if getattr(self.source, 'needs_boxes', False):
+                kw['boxes'] = image_boxes(
+                    results, self.source_cfg['family'], self._dataset)
+            keep = 1 - self.source.sample(h, w, rng, size, **kw)
         if not self.apply:
             results[self.key] = keep
             return results
@@ -164,5 +198,38 @@ class IrregularMask(BaseTransform):
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(ratio={self.ratio}, '
                 f"source={self.source_cfg['source']!r}, "
+                f"family={self.source_cfg['family']!r}, "
                 f"path={self.source_cfg['path']!r}, prob={self.prob}, "
                 f'seed={self.seed}, apply={self.apply}, fill={self.fill})')
+
+    def set_level(self,
+                  ratio: Union[str, Sequence[float], None] = None,
+                  prob: Optional[float] = None,
+                  weights: Optional[Sequence[float]] = None) -> None:
+        """Change the masking level while training (``MaskScheduleHook``).
+
+        The first call wraps the source in a
+        :class:`mmmsl.masks.scheduled.ScheduledSource`, whose level lives in
+        shared memory: make it before the dataloader's workers start (the
+        hook does, in ``before_train``); every later call then reaches the
+        workers' copies, persistent ones included. The masking probability
+        moves into that source (``self.prob`` becomes 1; the same draw).
+
+        Args:
+            ratio (str | Sequence[float], optional): New hole-ratio bin. A
+                bank source builds one bank per bin, once per process (a
+                bank file keeps its own bin: another one is an error).
+            prob (float, optional): New probability of masking a sample.
+            weights (Sequence[float], optional): New family weights of a
+                mixture source.
+        """
+        from functools import partial
+
+        from ...masks.scheduled import ScheduledSource
+        if self._level is None:
+            self._level = ScheduledSource(
+                partial(build_mask_source, **self.source_cfg), self.source,
+                self.ratio, self.prob)
+            self.source, self.prob = self._level, 1.0
+        self._level.set(ratio, prob, weights)
+        self.ratio = self._level.ratio
