@@ -37,11 +37,11 @@ def setup(tmp_path_factory):
     return cfg, inferencer
 
 
-def _test_samples(cfg, ratio, seed):
+def _test_samples(cfg, ratio, seed, family='strokes'):
     """The samples ``tools/test.py --mask RATIO`` evaluates (its dataset
     with :func:`add_test_masks`), and their image paths."""
     from mmpretrain.registry import DATASETS
-    masked = add_test_masks(copy.deepcopy(cfg), ratio, seed)
+    masked = add_test_masks(copy.deepcopy(cfg), ratio, seed, family=family)
     dataset = DATASETS.build(masked.test_dataloader.dataset)
     index = range(len(dataset))
     return ([dataset[i] for i in index],
@@ -168,3 +168,25 @@ def test_infer_picture_shows_the_masked_model_input(setup):
     record, images = next(inferencer.iter_predictions(paths[:1]))
     assert set(images) == {'clean', 'input'}
     assert 256 <= tool.visualize(record, images).shape[1] < 2 * 256
+
+
+def test_mask_family_of_the_test_masks(setup):
+    # tools/test.py --mask high --mask-family grid: held-out grid masks
+    # (whole cells of one pixel value, not strokes), in the bin.
+    cfg, _ = setup
+    args = _load_tool('test').parse_args(
+        ['cfg.py', 'ckpt.pth', '--mask', 'high', '--mask-family', 'grid'])
+    assert args.mask_family == 'grid'
+    from mmpretrain.registry import DATASETS
+    dataset = DATASETS.build(copy.deepcopy(cfg.test_dataloader.dataset))
+    clean = [dataset[i] for i in range(len(dataset))]
+    strokes, _ = _test_samples(cfg, 'high', EVAL_MASK_SEED)
+    grid, _ = _test_samples(cfg, 'high', EVAL_MASK_SEED, family='grid')
+    for c, s, g in zip(clean, strokes, grid):
+        holes_s = (_hwc(c) != _hwc(s)).any(-1)
+        holes_g = (_hwc(c) != _hwc(g)).any(-1)
+        assert not np.array_equal(holes_s, holes_g)
+        # changed pixels are a subset of the holes; the bin's upper end
+        assert holes_g.mean() <= 0.6
+    with pytest.raises(SystemExit):
+        _load_tool('test').parse_args(['c.py', 'k.pth', '--mask-family', 'x'])

@@ -87,15 +87,20 @@ def test_train_then_test(voc_root, tmp_path):
     # test_masked_eval.py); the masked evaluation differs from the clean one.
     assert metric(masked, 'mAP') != clean
 
-    # The sweep tool: one row per (checkpoint, ratio), clean row = tools/test.
+    # The sweep tool: one row per (checkpoint, family, ratio); its clean
+    # row is tools/test's clean mAP, its strokes row tools/test --mask's.
     sweep = str(tmp_path / 'sweep')
     out = run([sys.executable, 'tools/analysis/mask_sweep.py', CONFIG, ckpt,
-               '--labels', 'msl', '--ratios', '0', '0.7', '--out-dir', sweep,
+               '--labels', 'msl', '--ratios', '0', '0.7', '--families',
+               'strokes', 'boxes', '--out-dir', sweep,
                '--cfg-options'] + small_options(voc_root))
     with open(osp.join(sweep, 'mask_sweep.csv')) as f:
-        rows = f.read().split()
-    assert rows[0] == 'model,removed,multi-label/mAP' and len(rows) == 3
-    assert abs(float(rows[1].split(',')[2]) - clean) < 1e-3
+        rows = [r.split(',') for r in f.read().split()]
+    assert rows[0] == ['model', 'family', 'removed', 'multi-label/mAP']
+    assert [r[:2] for r in rows[1:]] == [['msl', 'none'], ['msl', 'strokes'],
+                                         ['msl', 'boxes']]
+    assert abs(float(rows[1][3]) - clean) < 1e-3
+    assert abs(float(rows[2][3]) - metric(masked, 'mAP')) < 1e-3
     assert osp.getsize(osp.join(sweep, 'mask_sweep.png')) > 1000
 
 

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: ``python tools/test.py CONFIG CHECKPOINT [options]``.
 
 ``--mask high|low|LO,HI`` evaluates on masked test images (fixed held-out
-masks, the paper's Fig. 3) instead of clean ones.
+masks, the paper's Fig. 3) instead of clean ones; ``--mask-family`` draws
+them from another mask family (default: the strokes).
 """
 import argparse
 
@@ -9,7 +10,7 @@ from mmengine.config import Config
 
 import mmmsl  # noqa: F401  (registers the MSL components)
 from mmmsl.apis import add_test_masks
-from mmmsl.masks import parse_ratio
+from mmmsl.masks import known_families, parse_ratio
 from mmmsl.utils.launch import (add_common_args, apply_common_args,
                                 build_runner, setup_distributed)
 
@@ -22,6 +23,9 @@ def parse_args(argv=None):
     parser.add_argument(
         '--mask', type=parse_ratio,
         help='evaluate on masked images: high, low or LO,HI')
+    parser.add_argument('--mask-family', default='strokes',
+                        choices=known_families(),
+                        help='mask family of --mask (default: strokes)')
     parser.add_argument('--amp', action='store_true',
                         help='enable automatic-mixed-precision inference')
     parser.add_argument('--show-dir',
@@ -36,7 +40,7 @@ def merge_args(cfg: Config, args) -> Config:
     if args.amp:
         cfg.test_cfg = dict(cfg.get('test_cfg') or {}, fp16=True)
     if args.mask is not None:
-        add_test_masks(cfg, args.mask)
+        add_test_masks(cfg, args.mask, family=args.mask_family)
     if args.show_dir:
         cfg.default_hooks.visualization = dict(
             type='VisualizationHook', enable=True, out_dir=args.show_dir)

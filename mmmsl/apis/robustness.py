@@ -1,6 +1,5 @@
-"""Masked evaluation (Fig. 3): every tool's test-time hole is
-:func:`hole_fill_pixels` right before packing (:func:`insert_test_mask`), so
-a config, seed and sample index give one masked model input everywhere."""
+"""Masked evaluation (Fig. 3): one test-time hole pixel and place for all
+tools (:func:`hole_fill_pixels` before packing, :func:`insert_test_mask`)."""
 from mmengine.registry import Registry
 
 from ..masks import hole_pixel
@@ -25,19 +24,20 @@ def pack_index(pipeline):
 
 
 def insert_test_mask(pipeline, cfg, ratio, seed=EVAL_MASK_SEED,
-                     keep_key=None):
-    """A copy of ``pipeline`` with ``IrregularMask(apply=True)`` before
-    packing: a fixed procedural mask per ``(seed, sample_idx)``, never a
-    training one, its keep mask under ``keep_key`` if given."""
+                     keep_key=None, family='strokes'):
+    """``pipeline`` + ``IrregularMask(apply=True)`` before packing: a fixed
+    ``family`` mask per ``(seed, sample_idx)``, keep mask in ``keep_key``."""
     step = dict(type='IrregularMask', ratio=ratio, source='procedural',
-                seed=seed, apply=True, fill=list(hole_fill_pixels(cfg)),
-                **({'keep_key': keep_key} if keep_key else {}))
+                seed=seed, apply=True, fill=list(hole_fill_pixels(cfg)))
+    step.update({k: v for k, v in (('keep_key', keep_key), ('family', family))
+                 if v not in (None, 'strokes')})
     i = pack_index(pipeline)
     return [*pipeline[:i], step, *pipeline[i:]]
 
 
-def add_test_masks(cfg, ratio, seed=EVAL_MASK_SEED, loader='test_dataloader'):
+def add_test_masks(cfg, ratio, seed=EVAL_MASK_SEED, loader='test_dataloader',
+                   family='strokes'):
     """:func:`insert_test_mask` into ``cfg[loader]``'s pipeline, in place."""
     pipe = cfg[loader].dataset.pipeline
-    pipe[:] = insert_test_mask(pipe, cfg, ratio, seed)
+    pipe[:] = insert_test_mask(pipe, cfg, ratio, seed, family=family)
     return cfg
