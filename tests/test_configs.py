@@ -143,3 +143,31 @@ def test_every_config_is_reproducible_resumable_and_keeps_its_own_dir():
         work_dirs.setdefault(osp.normpath(cfg.work_dir), []).append(name)
     shared = {d: n for d, n in work_dirs.items() if len(n) > 1}
     assert not shared, shared
+
+
+DYNAMIC = sorted(glob.glob(osp.join(REPO, 'configs', 'msl', 'dynamic',
+                                    '*.py')))
+
+
+def test_dynamic_configs_schedule_what_their_names_say():
+    # configs/msl/dynamic/: the demo + one MaskScheduleHook rule each
+    # (their baseline is configs/baseline/demo_digits.py).
+    from mmpretrain.registry import HOOKS
+    init_default_scope('mmpretrain')
+    rules = {}
+    for path in DYNAMIC:
+        cfg = Config.fromfile(path)
+        assert cfg.model.type == 'MaskedSupervisedClassifier'
+        assert cfg.work_dir.startswith('./work_dirs/demo_msl_')
+        hook, = [HOOKS.build(h) for h in cfg.custom_hooks
+                 if h['type'] == 'MaskScheduleHook']
+        name = osp.basename(path)[len('demo_digits_'):-3]
+        rules[name] = {k: r.resolve(cfg.train_cfg.max_epochs)
+                       for k, r in hook.rules.items()}
+    assert set(rules) == {'ramp', 'low2high'}
+    alpha = rules['ramp']['alpha']
+    assert alpha(0) == (0.3, 0.0, 0.0) and alpha(20) == (0.3, 0.2, 0.5)
+    assert alpha(10) == pytest.approx((0.3, 0.1, 0.25))
+    ratio = rules['low2high']['ratio']
+    assert ratio(0) == (0.0, 0.5) and ratio(39) == (0.5, 0.6)
+    assert len(ratio.table()) == 5

@@ -5,7 +5,9 @@ WIDERAttribute."""
 import os
 import os.path as osp
 import re
+import shutil
 
+import numpy as np
 import pytest
 from conftest import make_voc
 from mmpretrain.datasets import VOC
@@ -47,14 +49,24 @@ def ann(root, img_id):
     return osp.join(root, 'Annotations', f'{img_id}.xml')
 
 
+def voc_infos(ds, ref=None):
+    """The data infos of ``ds`` restricted to the keys of ``ref``'s."""
+    ref = ref or ds
+    return [{k: ds.get_data_info(i)[k] for k in ref.get_data_info(i)}
+            for i in range(len(ref))]
+
+
 def test_voc_multilabel_equals_voc(voc):
     for split in ('trainval', 'test'):
         ours = DATASETS.build(dict(type='VOCMultiLabel', data_root=voc,
                                    split=split))
         ref = VOC(data_root=voc, split=split)
         assert isinstance(ours, VOCMultiLabel) and len(ours) == len(ref)
-        assert [ours.get_data_info(i) for i in range(len(ours))] == \
-            [ref.get_data_info(i) for i in range(len(ref))]
+        assert voc_infos(ours, ref) == voc_infos(ref)
+        # plus the instance arrays
+        assert set(ours.get_data_info(0)) - set(ref.get_data_info(0)) == {
+            'gt_bboxes', 'gt_bboxes_labels', 'gt_areas', 'gt_visible',
+            'gt_ignore_flags'}
     # the fixture has difficult labels: the comparison covers them
     ref = VOC(data_root=voc, split='trainval')
     assert any(ref.get_data_info(i)['gt_label_difficult'] for i in range(12))
@@ -107,8 +119,9 @@ def test_voc_unknown_class(voc):
     ours = VOCMultiLabel(data_root=voc, split='trainval',
                          metainfo=dict(classes=classes))
     ref = VOC(data_root=voc, split='trainval', metainfo=dict(classes=classes))
-    assert [ours.get_data_info(i) for i in range(12)] == \
-        [ref.get_data_info(i) for i in range(12)]
+    assert voc_infos(ours, ref) == voc_infos(ref)
+    assert set(np.concatenate([ours.get_data_info(i)['gt_bboxes_labels']
+                               for i in range(12)])) <= {0, 1, 2}
 
 
 def test_voc_bad_xml(voc):
@@ -164,7 +177,12 @@ def test_coco_missing_file_or_key(tmp_path):
     data = coco_json()
     del data['annotations']  # neither format
     path = bad_coco(tmp_path, data)
-    with raises(KeyError, path, "'category_ids'"):
+    with raises(KeyError, path, "'instances'", 'compact_coco.py'):
+        COCOMultiLabel(ann_file=path)
+    data = coco_json()
+    del data['annotations'][2]['area']
+    path = bad_coco(tmp_path, data)
+    with raises(KeyError, path, 'Annotation 3', "'area'"):
         COCOMultiLabel(ann_file=path)
 
 
@@ -208,6 +226,11 @@ def test_coco_missing_and_corrupt_images(coco_root):  # noqa: F811
 # ----------------------------------------------------------------- WIDER --
 
 
+def wider(ann_file):
+    """A WIDERAttribute of ``ann_file`` only (no image folder to check)."""
+    return WIDERAttribute(ann_file=ann_file, data_prefix='')
+
+
 def bad_wider(tmp_path, edit):
     data = wider_json()
     edit(data)
@@ -216,17 +239,17 @@ def bad_wider(tmp_path, edit):
 
 def test_wider_missing_file_or_key(tmp_path):
     with raises(FileNotFoundError, str(tmp_path / 'missing.json')):
-        WIDERAttribute(ann_file=str(tmp_path / 'missing.json'))
+        wider(str(tmp_path / 'missing.json'))
     path = bad_wider(tmp_path, lambda d: d.pop('images'))
     with raises(KeyError, path, "'images'"):
-        WIDERAttribute(ann_file=path)
+        wider(path)
     path = bad_wider(tmp_path, lambda d: d['images'][1].pop('targets'))
     with raises(KeyError, path, 'Image 1', "'targets'"):
-        WIDERAttribute(ann_file=path)
+        wider(path)
     path = bad_wider(tmp_path,
                      lambda d: d['images'][0]['targets'][0].pop('bbox'))
     with raises(KeyError, path, IMG_A, "'bbox'"):
-        WIDERAttribute(ann_file=path)
+        wider(path)
 
 
 @pytest.mark.parametrize('attr', [[1] * 13, [1] * 15, [2] + [1] * 13],
@@ -237,7 +260,7 @@ def test_wider_bad_attribute(tmp_path, attr):
 
     path = bad_wider(tmp_path, edit)
     with raises(ValueError, 'Target 1 of image', IMG_A, path, str(attr)):
-        WIDERAttribute(ann_file=path)
+        wider(path)
 
 
 def test_wider_no_targets(tmp_path):
@@ -247,7 +270,7 @@ def test_wider_no_targets(tmp_path):
 
     path = bad_wider(tmp_path, edit)
     with raises(ValueError, 'No person targets', path):
-        WIDERAttribute(ann_file=path)
+        wider(path)
 
 
 def test_wider_missing_and_corrupt_images(wider_root):  # noqa: F811
@@ -260,4 +283,51 @@ def test_wider_missing_and_corrupt_images(wider_root):  # noqa: F811
     os.remove(path)
     with raises(FileNotFoundError, '1 of the 2 images', path,
                 'wider_attribute_test.json'):
+        build_wider(wider_root)
+
+
+# ------------------------------------------ missing data root / files --
+
+LAYOUT = ('docs/configs_and_data.md', '"Data layouts"')
+
+
+def test_voc_missing_root_split_or_folder(voc):
+    with raises(FileNotFoundError, 'VOCMultiLabel', 'data root',
+                voc + '-absent', *LAYOUT):
+        VOCMultiLabel(data_root=voc + '-absent', split='test')
+    os.remove(osp.join(voc, 'ImageSets', 'Main', 'test.txt'))
+    with raises(FileNotFoundError, 'split file',
+                osp.join(voc, 'ImageSets', 'Main', 'test.txt'), *LAYOUT):
+        VOCMultiLabel(data_root=voc, split='test')
+    for folder, what in (('Annotations', 'annotation folder'),
+                         ('JPEGImages', 'image folder')):
+        shutil.rmtree(osp.join(voc, folder))
+        with raises(FileNotFoundError, what, osp.join(voc, folder),
+                    *LAYOUT):
+            VOCMultiLabel(data_root=voc, split='trainval')
+
+
+def test_coco_missing_root_file_or_folder(coco_root):  # noqa: F811
+    with raises(FileNotFoundError, 'COCOMultiLabel', 'data root',
+                coco_root + '-absent', *LAYOUT):
+        build_coco(coco_root + '-absent')
+    ann = osp.join(coco_root, 'annotations', 'instances_train2014.json')
+    with raises(FileNotFoundError, 'annotation file', ann, *LAYOUT):
+        build_coco(coco_root, ann='annotations/instances_train2014.json')
+    shutil.rmtree(osp.join(coco_root, 'val2014'))
+    with raises(FileNotFoundError, 'image folder',
+                osp.join(coco_root, 'val2014'), *LAYOUT):
+        build_coco(coco_root)
+
+
+def test_wider_missing_root_file_or_folder(wider_root):  # noqa: F811
+    with raises(FileNotFoundError, 'WIDERAttribute', 'data root',
+                wider_root + '-absent', *LAYOUT):
+        build_wider(wider_root + '-absent')
+    ann = osp.join(wider_root, 'wider_attribute_trainval.json')
+    with raises(FileNotFoundError, 'annotation file', ann, *LAYOUT):
+        build_wider(wider_root, ann_file='wider_attribute_trainval.json')
+    shutil.rmtree(osp.join(wider_root, 'Image'))
+    with raises(FileNotFoundError, 'image folder',
+                osp.join(wider_root, 'Image'), *LAYOUT):
         build_wider(wider_root)

@@ -17,10 +17,26 @@ model = dict(
 # named errors for missing or corrupt images and unknown class names.
 # data_root: data/VOC2007 (JPEGImages, Annotations, ImageSets/Main).
 train_dataloader = dict(batch_size=6, dataset=dict(type='VOCMultiLabel'))
-val_dataloader = dict(dataset=dict(type='VOCMultiLabel'))
+# The base's test pipeline; the instance keys are for ObjectSizeMetric.
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=448),
+    dict(type='PackInputs',
+         meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor', 'flip', 'flip_direction',
+                    'gt_label_difficult', 'gt_bboxes_labels', 'gt_areas',
+                    'gt_visible', 'gt_ignore_flags')),
+]
+val_dataloader = dict(
+    dataset=dict(type='VOCMultiLabel', pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
-val_evaluator = [dict(type='MultiLabelPaperMetric', thr=0.5)]
+# mAP per object-size (COCO's small / medium / large) and per occlusion
+# bucket (box-overlap proxy), with counts: docs/objects.md.
+val_evaluator = [
+    dict(type='MultiLabelPaperMetric', thr=0.5),
+    dict(type='ObjectSizeMetric'),
+]
 test_evaluator = val_evaluator
 
 # SGD lr 0.01 (head x10, from the base), momentum 0.9, wd 1e-4, as the

@@ -32,7 +32,11 @@ train_pipeline = [
 test_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='Resize', scale=224),
-    dict(type='PackInputs'),
+    dict(type='PackInputs',
+         meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor', 'flip', 'flip_direction',
+                    'gt_label_difficult', 'gt_bboxes_labels', 'gt_areas',
+                    'gt_visible', 'gt_ignore_flags')),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -37,7 +37,8 @@ test_pipeline = [
     dict(type='PackInputs',
          meta_keys=('sample_idx', 'img_path', 'ori_shape', 'img_shape',
                     'scale_factor', 'flip', 'flip_direction',
-                    'gt_label_difficult')),
+                    'gt_label_difficult', 'gt_bboxes_labels', 'gt_areas',
+                    'gt_visible', 'gt_ignore_flags')),
 ]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -6,6 +6,10 @@ import mmcv
 from mmengine.fileio import LocalBackend, get, get_file_backend
 
 
+#: Where the expected folder layouts are described, named in the errors.
+DATA_LAYOUT_DOC = 'docs/configs_and_data.md, section "Data layouts"'
+
+
 class CorruptImageError(OSError):
     """An image file exists but cannot be decoded (truncated, empty, not an
     image)."""
@@ -40,6 +44,41 @@ def check_image_files(img_paths: Sequence[str], source: str,
             f'do not exist, e.g. {", ".join(missing[:shown])}')
 
 
+def check_data_paths(dataset) -> None:
+    """Raise if a dataset's data root, annotation file or folder is absent.
+
+    Checked in this order, each only if set and on a local disk: the
+    ``data_root`` folder, the ``ann_file``, VOC's split file
+    (``image_set_path``) and the folders of ``data_prefix`` (images,
+    annotations).
+
+    Args:
+        dataset: A :class:`mmengine.dataset.BaseDataset` whose prefixes are
+            joined (after its ``__init__`` has set them).
+
+    Raises:
+        FileNotFoundError: Naming the dataset class, what is missing, the
+        path, and :data:`DATA_LAYOUT_DOC`.
+    """
+    prefixes = getattr(dataset, 'data_prefix', None) or {}
+    checks = [('data root', getattr(dataset, 'data_root', None), osp.isdir),
+              ('annotation file', getattr(dataset, 'ann_file', None),
+               osp.isfile),
+              ('split file', getattr(dataset, 'image_set_path', None),
+               osp.isfile)]
+    checks += [('image folder' if key == 'img_path' else 'annotation folder'
+                if key == 'ann_path' else f'{key} folder', path, osp.isdir)
+               for key, path in prefixes.items()]
+    for what, path, exists in checks:
+        if not path or not isinstance(path, str) or not isinstance(
+                get_file_backend(path), LocalBackend):
+            continue
+        if not exists(path):
+            raise FileNotFoundError(
+                f'{type(dataset).__name__}: the {what} {path} does not '
+                f'exist (the expected layout: {DATA_LAYOUT_DOC})')
+
+
 def image_file_error(img_path: str) -> Optional[OSError]:
     """The error that makes ``img_path`` unloadable, or None if it loads.
 
@@ -64,15 +103,24 @@ def image_file_error(img_path: str) -> Optional[OSError]:
 
 
 class ImageErrorMixin:
-    """Name the image when a sample's pipeline fails because of it.
+    """Name the missing path at build, and the image when a sample's
+    pipeline fails because of it.
 
     For :class:`mmengine.dataset.BaseDataset` subclasses whose samples have
-    an ``img_path``. If the pipeline raises, the image is read and decoded
+    an ``img_path``. Before the data list is loaded,
+    :func:`check_data_paths` names a missing data root, annotation file or
+    folder. If the pipeline raises, the image is read and decoded
     once more: if that fails too, :class:`CorruptImageError` (or
     :class:`FileNotFoundError`) naming the path is raised from the original
     error; otherwise the original error propagates unchanged. Nothing is
     done for samples that load (no cost).
     """
+
+    def full_init(self):
+        """Check the data paths (:func:`check_data_paths`), then load."""
+        if not getattr(self, '_fully_initialized', False):
+            check_data_paths(self)
+        super().full_init()
 
     def prepare_data(self, idx):
         """The ``idx``-th sample after the pipeline, see the class doc."""

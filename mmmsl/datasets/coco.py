@@ -2,11 +2,13 @@
 import json
 from typing import Dict, List, Optional, Sequence, Union
 
+import numpy as np
 from mmengine.fileio import dump, exists, get_text, join_path
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS
 
 from .checks import ImageErrorMixin, check_image_files
+from .instances import batch_box_visible_fractions, instance_arrays
 
 
 def _load_coco_json(ann_file: str) -> dict:
@@ -23,30 +25,38 @@ def _require(data: dict, key: str, ann_file: str):
     return data[key]
 
 
-def _image_category_ids(data: dict, ann_file: str) -> Dict[int, List[int]]:
-    """Map each image id to the sorted, unique category ids it contains.
+def _image_instances(data: dict, ann_file: str) -> Dict[int, list]:
+    """Map each image id to its instances ``[category_id, x, y, w, h,
+    area]`` (the COCO ``bbox`` and ``area``), in file order.
 
     Reads either the original format (an ``annotations`` list, crowd
     annotations included) or the compact one written by
-    :func:`compact_coco` (a ``category_ids`` list in every image).
+    :func:`compact_coco` (an ``instances`` list in every image).
     """
     images = _require(data, 'images', ann_file)
     if 'annotations' in data:
-        cat_ids = {img['id']: set() for img in images}
+        instances = {img['id']: [] for img in images}
         for ann in data['annotations']:
-            if ann['image_id'] not in cat_ids:
+            if ann['image_id'] not in instances:
                 raise ValueError(
                     f"Annotation {ann.get('id')} in {ann_file} refers to "
                     f"image_id {ann['image_id']}, which is not in 'images'")
-            cat_ids[ann['image_id']].add(ann['category_id'])
-        return {k: sorted(v) for k, v in cat_ids.items()}
+            try:
+                instances[ann['image_id']].append(
+                    [ann['category_id'], *ann['bbox'], ann['area']])
+            except KeyError as e:
+                raise KeyError(f"Annotation {ann.get('id')} in {ann_file} "
+                               f'has no {e} key') from None
+        return instances
     for img in images:
-        if 'category_ids' not in img:
+        if 'instances' not in img:
             raise KeyError(
                 f"COCO annotation file {ann_file} has no 'annotations' key "
-                f"and image {img['id']} has no 'category_ids' key (the "
-                'compact format of compact_coco)')
-    return {img['id']: sorted(set(img['category_ids'])) for img in images}
+                f"and image {img['id']} has no 'instances' key (the "
+                'compact format of compact_coco; a file written before '
+                'instances were kept has only category_ids: write it again '
+                'with tools/dataset_converters/compact_coco.py)')
+    return {img['id']: img['instances'] for img in images}
 
 
 def compact_coco(json_in: str, json_out: str) -> None:
@@ -54,10 +64,10 @@ def compact_coco(json_in: str, json_out: str) -> None:
     :class:`COCOMultiLabel` needs, for a fast start-up.
 
     The output keeps ``categories`` (id, name) and, per image, ``id``,
-    ``file_name`` and ``category_ids`` (the sorted unique original category
-    ids of its annotations, crowd ones included). The 450 MB
-    ``instances_train2014.json`` shrinks to a few MB. The dataset reads both
-    formats and gives identical samples.
+    ``file_name`` and ``instances``: one ``[category_id, x, y, w, h,
+    area]`` per annotation (its ``bbox`` and ``area``, crowd ones
+    included). The 450 MB ``instances_train2014.json`` shrinks to about
+    40 MB. The dataset reads both formats and gives identical samples.
 
     Args:
         json_in (str): A COCO ``instances_*.json``.
@@ -70,7 +80,7 @@ def compact_coco(json_in: str, json_out: str) -> None:
     """
     data = _load_coco_json(json_in)
     categories = _require(data, 'categories', json_in)
-    cat_ids = _image_category_ids(data, json_in)
+    instances = _image_instances(data, json_in)
     dump(
         dict(
             categories=[dict(id=c['id'], name=c['name']) for c in categories],
@@ -78,7 +88,7 @@ def compact_coco(json_in: str, json_out: str) -> None:
                 dict(
                     id=img['id'],
                     file_name=img['file_name'],
-                    category_ids=cat_ids[img['id']]) for img in data['images']
+                    instances=instances[img['id']]) for img in data['images']
             ]),
         json_out,
         file_format='json')
@@ -110,6 +120,16 @@ class COCOMultiLabel(ImageErrorMixin, MultiLabelDataset):
     the common multi-label COCO protocol. Samples are ordered by image id.
     With ``drop_empty=True`` this gives 82,081 train / 40,137 val images.
 
+    Every sample also has the instance arrays of its annotations
+    (:mod:`mmmsl.datasets.instances`), crowd ones included as for the
+    labels: ``gt_bboxes`` (the ``bbox`` ``x, y, w, h`` as ``x1, y1, x2,
+    y2``), ``gt_bboxes_labels``, ``gt_areas`` (COCO's own ``area``, the
+    segment's, in original pixels) and ``gt_visible``
+    (:func:`~mmmsl.datasets.instances.box_visible_fractions` over all
+    annotations of the image, selected classes or not: a proxy, COCO has no
+    occlusion annotation). The 82,081 train images with their 600k
+    instances serialize to about 52 MB (9 MB with labels only).
+
     A user-given ``metainfo=dict(classes=[...])`` (or ``classes=[...]``)
     selects a subset of categories by name: the labels follow the given
     order, annotations of the other categories are ignored, and
@@ -122,8 +142,9 @@ class COCOMultiLabel(ImageErrorMixin, MultiLabelDataset):
     the format is recognised by its keys.
 
     Errors name the file at fault and are raised at build time: a missing
-    file or key (``images``, ``categories``), an annotation whose
-    ``category_id`` is not in ``categories`` or whose ``image_id`` is not
+    data root, annotation file or image folder, a missing key (``images``,
+    ``categories``, an annotation's ``bbox`` or ``area``), an annotation
+    whose ``category_id`` is not in ``categories`` or whose ``image_id`` is not
     in ``images``, no sample left, and images that do not exist (count and
     first paths). An image that cannot be decoded raises
     :class:`~mmmsl.datasets.checks.CorruptImageError` naming it when the
@@ -183,28 +204,45 @@ class COCOMultiLabel(ImageErrorMixin, MultiLabelDataset):
         return {c['id']: name_to_label.get(c['name'], -1) for c in categories}
 
     def load_data_list(self) -> List[dict]:
-        """Load the images and their label sets from ``ann_file``."""
+        """Load the images, their label sets and instances."""
         data = _load_coco_json(self.ann_file)
         cat_to_label = self._class_index(
             _require(data, 'categories', self.ann_file))
-        image_cats = _image_category_ids(data, self.ann_file)
+        image_instances = _image_instances(data, self.ann_file)
 
-        data_list = []
+        lut = np.full(max(cat_to_label, default=0) + 1, -2)  # -2: unknown
+        lut[list(cat_to_label)] = list(cat_to_label.values())
+        kept = []  # (image, instance rows, labels), rows: cat, box, area
         for img in sorted(data['images'], key=lambda x: x['id']):
-            labels = []
-            for cat_id in image_cats[img['id']]:
-                if cat_id not in cat_to_label:
-                    raise ValueError(
-                        f'category_id {cat_id} of image {img["id"]} in '
-                        f"{self.ann_file} is not in 'categories'")
-                if cat_to_label[cat_id] >= 0:
-                    labels.append(cat_to_label[cat_id])
-            if self.drop_empty and not labels:
-                continue
+            try:
+                rows = np.array(image_instances[img['id']],
+                                np.float64).reshape(-1, 6)
+            except ValueError:
+                raise ValueError(
+                    f'Image {img["id"]} in {self.ann_file} has an instance '
+                    'that is not category_id, x, y, w, h, area (a bbox of '
+                    'other than 4 values?)') from None
+            rows[:, 3:5] += rows[:, 1:3]  # x, y, w, h -> x1, y1, x2, y2
+            cats = rows[:, 0].astype(int)
+            known = (cats >= 0) & (cats < len(lut))
+            labels = np.where(known, lut[np.where(known, cats, 0)], -2)
+            if (labels == -2).any():
+                raise ValueError(
+                    f'category_id {cats[labels == -2][0]} of image '
+                    f"{img['id']} in {self.ann_file} is not in 'categories'")
+            if not self.drop_empty or (labels >= 0).any():
+                kept.append((img, rows, labels))
+        # the proxy covers with every annotation, selected class or not
+        visible = batch_box_visible_fractions([r[:, 1:5] for _, r, _ in kept])
+        data_list = []
+        for (img, rows, labels), vis in zip(kept, visible):
+            keep = labels >= 0
             data_list.append(
                 dict(
                     img_path=join_path(self.img_prefix, img['file_name']),
-                    gt_label=sorted(labels)))
+                    gt_label=sorted(set(labels[keep].tolist())),
+                    **instance_arrays(rows[keep, 1:5], labels[keep],
+                                      rows[keep, 5], vis[keep])))
 
         if not data_list:
             raise ValueError(f'No images with labels in {self.ann_file} '

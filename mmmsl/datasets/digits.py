@@ -13,13 +13,16 @@ from typing import List, Optional, Sequence
 
 import cv2
 import mmengine
+import numpy as np
 import mmengine.dist as dist
 from mmpretrain.datasets import MultiLabelDataset
 from mmpretrain.registry import DATASETS
 
 from .digits_canvas import (GENERATOR_VERSION, INK_THRESHOLD, MAX_TRIES,
                             SPLIT_SEED, SPLIT_STREAMS, TRAIN_FRACTION,
-                            compose_split)
+                            compose_split, load_digit_sources,
+                            visible_fractions)
+from .instances import instance_arrays
 
 DEFAULT_NUM_SAMPLES = {'train': 4000, 'test': 1000}
 
@@ -47,7 +50,15 @@ class DigitsMultiLabel(MultiLabelDataset):
     Each data info has ``img_path``, ``gt_label``, ``src_idx`` (indices into
     ``sklearn.datasets.load_digits()`` of the digits on the canvas) and
     ``boxes`` (their ``[x1, y1, x2, y2]``), so the usual pipeline
-    ``LoadImageFromFile -> ... -> PackInputs`` applies as for VOC.
+    ``LoadImageFromFile -> ... -> PackInputs`` applies as for VOC. It also
+    has the instance arrays of the digits, in paste order
+    (:mod:`mmmsl.datasets.instances`): ``gt_bboxes`` (``boxes``),
+    ``gt_bboxes_labels`` (their classes), ``gt_areas`` (the box area,
+    side squared) and ``gt_visible``, the exact share of each digit's ink
+    pixels not covered by the ink of digits pasted later
+    (:func:`.digits_canvas.visible_fractions`, replayed from the cached
+    ``src_idx`` and ``boxes`` when the split is loaded, so caches written
+    before need no regeneration).
 
     Args:
         data_root (str): Cache folder. Defaults to ``'data/digits'``.
@@ -176,7 +187,17 @@ class DigitsMultiLabel(MultiLabelDataset):
         dist.barrier()
         if not self._cache_valid():  # e.g. data_root not shared across nodes
             self.generate()
-        return super().load_data_list()
+        data_list = super().load_data_list()
+        images, labels = load_digit_sources()
+        size = self.params['canvas_size']
+        for info in data_list:
+            srcs, boxes = info['src_idx'], info['boxes']
+            sides = [x2 - x1 for x1, _, x2, _ in boxes]
+            info.update(
+                instance_arrays(
+                    boxes, labels[srcs], np.square(sides),
+                    visible_fractions(images, srcs, boxes, size)))
+        return data_list
 
     def extra_repr(self) -> List[str]:
         """The extra repr information of the dataset."""

@@ -67,6 +67,39 @@ def render_digit(image: np.ndarray, size: int) -> np.ndarray:
     return np.clip(img + 0.5, 0, 255).astype(np.uint8)
 
 
+def visible_fractions(images: np.ndarray, src_indices: Sequence[int],
+                      boxes: Sequence[Sequence[int]],
+                      canvas_size: int) -> np.ndarray:
+    """The visible fraction of each digit of one canvas, by replaying its
+    paste order.
+
+    A digit's ink pixels (value >= :data:`INK_THRESHOLD` after
+    :func:`render_digit` at its box size) are visible unless the ink of a
+    digit pasted later covers them: exactly the count
+    :func:`make_canvases` checks against ``min_visible``. The replay needs
+    only what a cache keeps (source indices and boxes), so it gives the
+    fractions of any cached canvas without regenerating it.
+
+    Args:
+        images (np.ndarray): Source digits, shape (M, 8, 8), indexed by
+            ``src_indices``.
+        src_indices (Sequence[int]): The canvas's digits, in paste order.
+        boxes (Sequence[Sequence[int]]): Their ``[x1, y1, x2, y2]`` boxes.
+        canvas_size (int): The canvas side.
+
+    Returns:
+        np.ndarray: float64 (K, ) fractions in (0, 1]; the last digit's is 1.
+    """
+    owner = np.full((canvas_size, canvas_size), -1, np.int16)
+    ink_pixels = []
+    for k, (src, (x1, y1, x2, y2)) in enumerate(zip(src_indices, boxes)):
+        ink = render_digit(images[src], x2 - x1) >= INK_THRESHOLD
+        owner[y1:y2, x1:x2][ink] = k
+        ink_pixels.append(int(ink.sum()))
+    shown = np.bincount(owner[owner >= 0], minlength=len(ink_pixels))
+    return shown / np.maximum(ink_pixels, 1)
+
+
 def make_canvases(
     images: np.ndarray,
     labels: np.ndarray,

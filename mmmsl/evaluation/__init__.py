@@ -1,3 +1,3 @@
-from .metrics import MultiLabelPaperMetric
+from .metrics import MultiLabelPaperMetric, ObjectSizeMetric
 
-__all__ = ['MultiLabelPaperMetric']
+__all__ = ['MultiLabelPaperMetric', 'ObjectSizeMetric']
