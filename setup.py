@@ -99,7 +99,10 @@ if __name__ == '__main__':
         extras_require={
             'lite': [MMCV_LITE],
             'demo': ['scikit-learn'],  # the digits demo's source images
-            'tests': ['pytest', 'scikit-learn'],
+            # tools/app.py, the web demo (Gradio 6 needs Python >= 3.10)
+            'app': ['gradio>=6.0,<7; python_version >= "3.10"'],
+            # pytest-xdist: the suite runs on every core (pytest.ini)
+            'tests': ['pytest', 'pytest-xdist', 'scikit-learn', 'tensorboard'],
         },
         license='Apache-2.0',
         zip_safe=False,
