@@ -39,12 +39,8 @@ def random_box_mask(height: int,
     """A hole mask made of random rectangles.
 
     Args:
-        height (int): Mask height H.
-        width (int): Mask width W.
-        ratio (str | Sequence[float]): The hole-ratio bin, ``'high'``,
-            ``'low'`` or ``(lo, hi)``. Defaults to ``'high'``.
-        rng (np.random.Generator, optional): Random source; a fresh
-            unseeded one if None.
+        height, width, ratio, rng: The mask's H and W, its hole-ratio bin
+            and random source, as :func:`mmmsl.masks.random_irregular_mask`.
         area (Sequence[float]): Range of one rectangle's area as a
             fraction of the image. Defaults to (0.02, 0.25) (random
             erasing's (0.02, 0.4), capped so that several rectangles make

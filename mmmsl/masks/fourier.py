@@ -70,12 +70,8 @@ def random_fourier_mask(height: int,
     """An FMix hole mask: Fourier noise above its quantile.
 
     Args:
-        height (int): Mask height H.
-        width (int): Mask width W.
-        ratio (str | Sequence[float]): The hole-ratio bin, ``'high'``,
-            ``'low'`` or ``(lo, hi)``. Defaults to ``'high'``.
-        rng (np.random.Generator, optional): Random source; a fresh
-            unseeded one if None.
+        height, width, ratio, rng: The mask's H and W, its hole-ratio bin
+            and random source, as :func:`mmmsl.masks.random_irregular_mask`.
         decay_power (float): Spectrum decay, FMix's default 3; larger is
             smoother. Must be > 0.
 

@@ -66,12 +66,8 @@ def random_grid_mask(height: int,
     """A Hide-and-Seek hole mask on a grid of S x S cells.
 
     Args:
-        height (int): Mask height H.
-        width (int): Mask width W.
-        ratio (str | Sequence[float]): The hole-ratio bin, ``'high'``,
-            ``'low'`` or ``(lo, hi)``. Defaults to ``'high'``.
-        rng (np.random.Generator, optional): Random source; a fresh
-            unseeded one if None.
+        height, width, ratio, rng: The mask's H and W, its hole-ratio bin
+            and random source, as :func:`mmmsl.masks.random_irregular_mask`.
         cells (Sequence[int]): Grid sizes S (cells a side), one drawn per
             mask. Defaults to HaS's (4, 5, 7, 14).
 

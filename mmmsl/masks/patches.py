@@ -30,12 +30,8 @@ def random_patch_mask(height: int,
     """An MAE hole mask: random ``patch_size`` px patches removed.
 
     Args:
-        height (int): Mask height H.
-        width (int): Mask width W.
-        ratio (str | Sequence[float]): The hole-ratio bin, ``'high'``,
-            ``'low'`` or ``(lo, hi)``. Defaults to ``'high'``.
-        rng (np.random.Generator, optional): Random source; a fresh
-            unseeded one if None.
+        height, width, ratio, rng: The mask's H and W, its hole-ratio bin
+            and random source, as :func:`mmmsl.masks.random_irregular_mask`.
         patch_size (int): Patch side in pixels of this mask (a ViT/16's
             16). Defaults to 16.
 

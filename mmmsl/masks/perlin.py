@@ -95,12 +95,8 @@ def random_perlin_mask(height: int,
     """A blob-shaped hole mask: fractal noise above its quantile.
 
     Args:
-        height (int): Mask height H.
-        width (int): Mask width W.
-        ratio (str | Sequence[float]): The hole-ratio bin, ``'high'``,
-            ``'low'`` or ``(lo, hi)``. Defaults to ``'high'``.
-        rng (np.random.Generator, optional): Random source; a fresh
-            unseeded one if None.
+        height, width, ratio, rng: The mask's H and W, its hole-ratio bin
+            and random source, as :func:`mmmsl.masks.random_irregular_mask`.
         scale (float): Blobs across the shorter side (the coarsest
             octave's lattice cells). Defaults to 4.
         octaves (int): Octaves of detail on the blobs' edges. Defaults
