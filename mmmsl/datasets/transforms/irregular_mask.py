@@ -1,4 +1,5 @@
 """IrregularMask: the binary hole mask of MSL for the current image."""
+from functools import partial
 from numbers import Number
 from typing import Optional, Sequence, Union
 
@@ -7,6 +8,7 @@ from mmcv.transforms import BaseTransform
 from mmpretrain.registry import TRANSFORMS
 
 from ...masks import build_mask_source, parse_ratio, round_pixel
+from ...masks.scheduled import ScheduledSource
 from ...utils import ProcessRNG
 from .mask_boxes import building_pipeline, check_box_pipeline, image_boxes
 
@@ -223,9 +225,6 @@ class IrregularMask(BaseTransform):
             weights (Sequence[float], optional): New family weights of a
                 mixture source.
         """
-        from functools import partial
-
-        from ...masks.scheduled import ScheduledSource
         if self._level is None:
             self._level = ScheduledSource(
                 partial(build_mask_source, **self.source_cfg), self.source,
