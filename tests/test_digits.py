@@ -215,3 +215,57 @@ def test_generator_runs_without_the_dataset_stack(tmp_path):
     canvases, *rest = compose_split('train', 25, seed=7)
     assert np.load(out).tobytes() == canvases.tobytes()
     assert json.loads(proc.stdout) == rest
+
+
+def test_clutter_style_repaints_the_gray_composition(sources):
+    """The owner replay reproduces the gray canvas exactly; the clutter
+    style keeps which digit shows where (its colour, at full opacity) and
+    paints a background that is neither black nor gray."""
+    from mmmsl.datasets.digits_style import apply_style, shown_owner
+    images, _ = sources
+    kwargs = dict(num_digits=(1, 5), digit_size=(14, 30))
+    gray, label_sets, srcs, boxes = compose_split('test', 40, 3, **kwargs)
+    styled = apply_style('clutter', 'test', 3, gray, srcs, boxes)
+    again = apply_style('clutter', 'test', 3, gray, srcs, boxes)
+    other = apply_style('clutter', 'test', 4, gray, srcs, boxes)
+    assert styled.dtype == np.uint8 and styled.shape == gray.shape
+    assert styled.tobytes() == again.tobytes()
+    assert styled.tobytes() != other.tobytes()
+    assert apply_style('gray', 'test', 3, gray, srcs, boxes) is gray
+    for i in range(len(gray)):
+        owner = shown_owner(images, srcs[i], boxes[i], 64)
+        replay = np.zeros((64, 64), np.uint8)
+        for k, (s, (x1, y1, x2, y2)) in enumerate(zip(srcs[i], boxes[i])):
+            mine = owner[y1:y2, x1:x2] == k
+            replay[y1:y2, x1:x2][mine] = render_digit(images[s],
+                                                      x2 - x1)[mine]
+        assert np.array_equal(replay, gray[i, ..., 0])
+        full = gray[i, ..., 0] == 255
+        for k in range(len(srcs[i])):  # one colour per digit at full ink
+            colours = styled[i][full & (owner == k)]
+            if len(colours):
+                assert (colours.max(0) - colours.min(0)).max() <= 1
+    background = styled[gray[..., 0] == 0]  # (P, 3) BGR
+    assert np.abs(np.diff(background.astype(int), axis=-1)).mean() > 5
+    with pytest.raises(ValueError, match="style must be one of.*'sepia'"):
+        apply_style('sepia', 'test', 3, gray, srcs, boxes)
+
+
+def test_clutter_dataset_has_the_gray_labels_in_colour(tmp_path):
+    kwargs = dict(split='test', num_samples=12, seed=2, num_digits=(1, 5),
+                  digit_size=(14, 30))
+    gray = _build(tmp_path, **kwargs)
+    clutter = _build(tmp_path, style='clutter', **kwargs)
+    assert clutter.cache_dir != gray.cache_dir
+    assert 'style' not in gray.params  # gray caches of before stay valid
+    load = LoadImageFromFile()
+    for i in range(len(gray)):
+        a, b = gray.get_data_info(i), clutter.get_data_info(i)
+        assert a['gt_label'] == b['gt_label']
+        assert np.array_equal(a['gt_bboxes'], b['gt_bboxes'])
+        assert np.array_equal(a['gt_visible'], b['gt_visible'])
+        img = load(dict(img_path=b['img_path']))['img']
+        assert img.shape == (64, 64, 3)
+        assert np.abs(np.diff(img.astype(int), axis=-1)).mean() > 5
+    with pytest.raises(ValueError, match="style must be one of.*'sepia'"):
+        _build(tmp_path, style='sepia', **kwargs)

@@ -313,7 +313,7 @@ def test_digits_dataset_records_sizes_and_visibility(tmp_path):
 CONFIGS = [f'configs/{kind}/{name}.py' for kind in ('msl', 'baseline')
            for name in ('resnet101_csra_voc', 'resnet101_csra_coco',
                         'vit-l16_csra_voc', 'vit-l16_csra_coco',
-                        'demo_digits')]
+                        'demo_digits', 'digits_clutter')]
 
 
 def test_configs_carry_the_metric_and_pack_its_keys():

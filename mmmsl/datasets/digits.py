@@ -22,6 +22,7 @@ from .digits_canvas import (GENERATOR_VERSION, INK_THRESHOLD, MAX_TRIES,
                             SPLIT_SEED, SPLIT_STREAMS, TRAIN_FRACTION,
                             compose_split, load_digit_sources,
                             visible_fractions)
+from .digits_style import STYLES, apply_style
 from .instances import instance_arrays
 
 DEFAULT_NUM_SAMPLES = {'train': 4000, 'test': 1000}
@@ -73,6 +74,12 @@ class DigitsMultiLabel(MultiLabelDataset):
             pixels. Defaults to (16, 32).
         min_visible (float): Minimum visible fraction of each digit's ink;
             digits that cannot be placed so are dropped. Defaults to 0.4.
+        style (str): ``'gray'`` (white ink on black, the demo) or
+            ``'clutter'`` (one colour per digit over a smooth colour field
+            crossed by thin lines and rings, the second benchmark;
+            :mod:`.digits_style`). The style only repaints: labels, boxes
+            and visible shares are those of the gray canvas. Defaults to
+            ``'gray'``.
         **kwargs: Other keyword arguments of :class:`MultiLabelDataset`
             (``pipeline``, ``test_mode``, ``lazy_init``, ...).
 
@@ -95,9 +102,13 @@ class DigitsMultiLabel(MultiLabelDataset):
                  num_digits: Sequence[int] = (2, 4),
                  digit_size: Sequence[int] = (16, 32),
                  min_visible: float = 0.4,
+                 style: str = 'gray',
                  **kwargs):
         assert split in SPLIT_STREAMS, \
             f"split must be one of {list(SPLIT_STREAMS)}, got '{split}'"
+        if style not in STYLES:
+            raise ValueError(f'DigitsMultiLabel: style must be one of '
+                             f"{STYLES}, got '{style}'")
         if num_samples is None:
             num_samples = DEFAULT_NUM_SAMPLES[split]
         self.split = split
@@ -114,6 +125,8 @@ class DigitsMultiLabel(MultiLabelDataset):
             train_fraction=TRAIN_FRACTION,
             ink_threshold=INK_THRESHOLD,
             max_tries=MAX_TRIES)
+        if style != 'gray':  # so that the gray caches written before stay
+            self.params['style'] = style
         digest = hashlib.sha1(
             mmengine.dump(self.params, file_format='json',
                           sort_keys=True).encode()).hexdigest()
@@ -153,6 +166,8 @@ class DigitsMultiLabel(MultiLabelDataset):
             num_digits=p['num_digits'],
             digit_size=p['digit_size'],
             min_visible=p['min_visible'])
+        canvases = apply_style(p.get('style', 'gray'), self.split, p['seed'],
+                               canvases, srcs, boxes)
 
         os.makedirs(self.data_root, exist_ok=True)
         tmp = tempfile.mkdtemp(prefix=f'.{self.cache_name}.tmp-',
@@ -210,4 +225,5 @@ class DigitsMultiLabel(MultiLabelDataset):
             f'Digits per canvas: \t{p["num_digits"]}',
             f'Digit size: \t{p["digit_size"]}',
             f'Min visible ink: \t{p["min_visible"]}',
+            f'Style: \t{p.get("style", "gray")}',
         ]
