@@ -1,7 +1,7 @@
 # The second benchmark (docs/accuracy.md): the demo's model and recipe on
 # digits that differ from the demo's on purpose: 1-5 digits of 14-30 px (demo:
 # 2-4 of 16-32), one bright colour each, over a smooth colour field crossed by
-# thin lines and rings (DigitsMultiLabel(style='clutter')), normalised with
+# thin lines (DigitsMultiLabel(style='clutter')), normalised with
 # ImageNet's mean/std. Its masked mAP is measured with a mask family that no
 # config here trains with:
 #   python tools/test.py configs/baseline/digits_clutter.py CKPT \

@@ -22,7 +22,7 @@ from .digits_canvas import (GENERATOR_VERSION, INK_THRESHOLD, MAX_TRIES,
                             SPLIT_SEED, SPLIT_STREAMS, TRAIN_FRACTION,
                             compose_split, load_digit_sources,
                             visible_fractions)
-from .digits_style import STYLES, apply_style
+from .digits_style import STYLE_VERSION, STYLES, apply_style
 from .instances import instance_arrays
 
 DEFAULT_NUM_SAMPLES = {'train': 4000, 'test': 1000}
@@ -76,7 +76,7 @@ class DigitsMultiLabel(MultiLabelDataset):
             digits that cannot be placed so are dropped. Defaults to 0.4.
         style (str): ``'gray'`` (white ink on black, the demo) or
             ``'clutter'`` (one colour per digit over a smooth colour field
-            crossed by thin lines and rings, the second benchmark;
+            crossed by thin lines, the second benchmark;
             :mod:`.digits_style`). The style only repaints: labels, boxes
             and visible shares are those of the gray canvas. Defaults to
             ``'gray'``.
@@ -126,7 +126,7 @@ class DigitsMultiLabel(MultiLabelDataset):
             ink_threshold=INK_THRESHOLD,
             max_tries=MAX_TRIES)
         if style != 'gray':  # so that the gray caches written before stay
-            self.params['style'] = style
+            self.params.update(style=style, style_version=STYLE_VERSION)
         digest = hashlib.sha1(
             mmengine.dump(self.params, file_format='json',
                           sort_keys=True).encode()).hexdigest()

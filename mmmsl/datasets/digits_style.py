@@ -16,8 +16,10 @@ from .digits_canvas import (INK_THRESHOLD, SPLIT_STREAMS, load_digit_sources,
                             render_digit)
 
 #: ``'gray'``: the demo's white ink on black; ``'clutter'``: one colour per
-#: digit over a smooth colour field crossed by thin lines and rings.
+#: digit over a smooth colour field crossed by thin lines.
 STYLES = ('gray', 'clutter')
+#: Bump whenever a style's output changes: its old caches then regenerate.
+STYLE_VERSION = 2
 #: The style's random stream, apart from the composition's, so a style
 #: never changes which digits a canvas holds or where.
 STYLE_STREAM = 3
@@ -60,34 +62,34 @@ def bright_colours(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def clutter_background(size: int, rng: np.random.Generator,
-                       num_lines: Sequence[int] = (3, 7)) -> np.ndarray:
+                       num_lines: Sequence[int] = (2, 5)) -> np.ndarray:
     """A smooth random colour field (a 3x3 grid of dark colours, bicubic
-    upscaled) crossed by thin anti-aliased lines and rings of bright
-    colours, which look like strokes of ink but carry no label.
+    upscaled) crossed by long, thin, dimmer anti-aliased lines: clutter
+    that carries no label. (No rings or short strokes: they read as 0s and
+    1s.)
 
     Args:
         size (int): Side in pixels.
         rng (np.random.Generator): Random generator.
-        num_lines (Sequence[int]): Inclusive range of the number of lines
-            and rings. Defaults to (3, 7).
+        num_lines (Sequence[int]): Inclusive range of the number of lines.
+            Defaults to (2, 5).
 
     Returns:
         np.ndarray: uint8 (size, size, 3) BGR image.
     """
-    grid = rng.uniform(0, 130, (3, 3, 3)).astype(np.float32)
+    grid = rng.uniform(0, 100, (3, 3, 3)).astype(np.float32)
     bg = cv2.resize(grid, (size, size), interpolation=cv2.INTER_CUBIC)
     bg = np.ascontiguousarray(np.clip(bg, 0, 255).astype(np.uint8))
     n = int(rng.integers(num_lines[0], num_lines[1] + 1))
-    for colour in bright_colours(n, rng):
-        colour = tuple(float(c) * 0.8 for c in colour)
+    for colour in bright_colours(n, rng) * 0.6:
+        # from one side of the canvas to another: longer than any digit
+        t = rng.uniform(0, size - 1, 2)
+        ends = [(0, t[0]), (size - 1, t[1])]
         if rng.random() < 0.5:
-            p, q = rng.integers(0, size, (2, 2))
-            cv2.line(bg, tuple(map(int, p)), tuple(map(int, q)), colour, 1,
-                     cv2.LINE_AA)
-        else:
-            c = tuple(map(int, rng.integers(0, size, 2)))
-            r = int(rng.integers(size // 16 + 1, size // 4 + 2))
-            cv2.circle(bg, c, r, colour, 1, cv2.LINE_AA)
+            ends = [(y, x) for x, y in ends]
+        (x1, y1), (x2, y2) = ends
+        cv2.line(bg, (int(x1), int(y1)), (int(x2), int(y2)),
+                 tuple(map(float, colour)), 1, cv2.LINE_AA)
     return bg
 
 
