@@ -166,7 +166,13 @@ def test_dynamic_configs_schedule_what_their_names_say():
         name = osp.basename(path)[len('demo_digits_'):-3]
         rules[name] = {k: r.resolve(cfg.train_cfg.max_epochs)
                        for k, r in hook.rules.items()}
-    assert set(rules) == {'ramp', 'low2high'}
+    assert set(rules) == {'ramp', 'low2high', 'short'}
+    alpha = rules['short']['alpha']  # 10 epochs, ramp over the first five
+    assert alpha(0) == (0.3, 0.0, 0.0) and alpha(5) == (0.3, 0.2, 0.5)
+    short = Config.fromfile(osp.join(REPO, 'configs', 'msl', 'dynamic',
+                                     'demo_digits_short.py'))
+    assert short.train_cfg.max_epochs == short.param_scheduler[1].end == 10
+    assert short.train_dataloader.dataset.pipeline[1].ratio == 'low'
     alpha = rules['ramp']['alpha']
     assert alpha(0) == (0.3, 0.0, 0.0) and alpha(20) == (0.3, 0.2, 0.5)
     assert alpha(10) == pytest.approx((0.3, 0.1, 0.25))
