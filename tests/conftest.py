@@ -1,6 +1,7 @@
 """Shared fixtures: tiny data in the genuine formats, built per test."""
 import os
 import os.path as osp
+import shutil
 
 import cv2
 import numpy as np
@@ -9,6 +10,13 @@ import pytest
 # Keep the cached procedural mask bank of the tests out of the user's cache.
 os.environ.setdefault('MMMSL_CACHE', osp.join(osp.dirname(__file__), '..',
                                               'work_dirs', 'test_cache'))
+if os.environ.get('PYTEST_XDIST_WORKER'):
+    # One torch thread per xdist worker (and its subprocesses): the workers
+    # already fill the cores, and at the tests' tiny sizes more threads only
+    # wait for each other.
+    os.environ.setdefault('OMP_NUM_THREADS', '1')
+    import torch
+    torch.set_num_threads(1)
 
 VOC_XML = """<annotation>
   <filename>{name}.jpg</filename>
@@ -62,6 +70,40 @@ def make_voc(root, num_train=12, num_test=6, size=48, seed=0):
                   'w') as f:
             f.write('\n'.join(ids) + '\n')
     return written
+
+
+def build_once(tmp_path_factory, name, build):
+    """A folder ``name`` filled by ``build(folder)`` once per test session,
+    also across pytest-xdist workers (a module-scoped fixture runs once in
+    every worker that gets one of the module's tests): the first worker
+    builds it under a file lock, the others wait and reuse it. Without xdist
+    a fresh folder of this session. Returns the folder (a ``Path``)."""
+    if not os.environ.get('PYTEST_XDIST_WORKER'):
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    from filelock import FileLock  # a dependency of torch
+    folder = tmp_path_factory.getbasetemp().parent / name  # this session's
+    with FileLock(f'{folder}.lock'):
+        if not (folder / '.built').exists():  # none yet, or a failed one
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / '.built').touch()
+    return folder
+
+
+@pytest.fixture(scope='module')
+def one_torch_thread():
+    """One torch thread for a module's in-process runs of the tools, as
+    their subprocess runs get (``OMP_NUM_THREADS=1``): at these tiny sizes
+    more threads only wait for each other on the cores the xdist workers
+    share (a ResNet-18 step took 10 times longer with 2 on 2 busy cores)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ import torch
 from mmengine.config import Config
 
 import mmmsl  # noqa: F401  (weights_only allow-list for torch.load)
-from conftest import make_voc, tiny_msl_cfg
+from conftest import build_once, make_voc, tiny_msl_cfg
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
@@ -115,19 +115,16 @@ def val_maps(wd):
             if 'multi-label/mAP' in r}
 
 
-@pytest.fixture(scope='module')
-def runs(tmp_path_factory):
-    """Train with 1 process (batch 4) and 2 gloo processes (batch 2 each);
-    returns their work dirs."""
-    tmp = tmp_path_factory.mktemp('ddp')
+def train_both(tmp):
+    """Train with 1 process (batch 4) and 2 gloo processes (batch 2 each),
+    in the folders ``tmp/wd1`` and ``tmp/wd2``."""
     root = str(tmp / 'VOC2007')
     make_voc(root)
     (tmp / 'mask_probe.py').write_text(MASK_PROBE)
     env = dict(os.environ, OMP_NUM_THREADS='1',
                PYTHONPATH=os.pathsep.join([REPO, str(tmp)]))
-    wds = {}
     for procs, batch in ((1, 4), (2, 2)):
-        wd = wds[procs] = str(tmp / f'wd{procs}')
+        wd = str(tmp / f'wd{procs}')
         cfg_path = str(tmp / f'cfg{procs}.py')
         Config(ddp_cfg(root, wd, batch)).dump(cfg_path)
         if procs == 1:
@@ -142,7 +139,14 @@ def runs(tmp_path_factory):
         if procs == 2:
             assert 'Distributed launcher: pytorch' in log
             assert 'Epoch(train) [2][3/3]' in log  # 12 images / (2 x 2)
-    return wds
+
+
+@pytest.fixture(scope='module')
+def runs(tmp_path_factory):
+    """The work dirs of :func:`train_both`'s runs, ``{processes: dir}``
+    (trained once per session, shared by the xdist workers)."""
+    tmp = build_once(tmp_path_factory, 'ddp', train_both)
+    return {procs: str(tmp / f'wd{procs}') for procs in (1, 2)}
 
 
 def test_two_processes_match_one_process(runs):

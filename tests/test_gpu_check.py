@@ -1,4 +1,5 @@
 """tools/analysis/gpu_check.sh: its plumbing, with ``--dry-run`` on CPU."""
+import importlib.util
 import json
 import math
 import os.path as osp
@@ -6,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import build_once
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPT = osp.join(ROOT, 'tools', 'analysis', 'gpu_check.sh')
@@ -18,14 +20,22 @@ def gpu_check(*args, timeout=300):
                           capture_output=True, text=True, timeout=timeout)
 
 
+def dry_run_into(out):
+    proc = gpu_check('--dry-run', '--out', str(out))
+    (out / 'proc.json').write_text(json.dumps(dict(
+        rc=proc.returncode, stdout=proc.stdout, stderr=proc.stderr)))
+
+
 @pytest.fixture(scope='module')
 def dry_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp('gpu_check')
-    proc = gpu_check('--dry-run', '--out', str(out))
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    """The dry run's JSON, Markdown and stdout (one run per session, shared
+    by the xdist workers)."""
+    out = build_once(tmp_path_factory, 'gpu_check', dry_run_into)
+    proc = json.loads((out / 'proc.json').read_text())
+    assert proc['rc'] == 0, proc['stdout'][-3000:] + proc['stderr'][-3000:]
     with open(out / 'gpu_check.json') as f:
         res = json.load(f)
-    return res, (out / 'gpu_check.md').read_text(), proc.stdout
+    return res, (out / 'gpu_check.md').read_text(), proc['stdout']
 
 
 def finite(*values):
@@ -98,3 +108,24 @@ def test_no_cuda_and_bad_args(tmp_path):
     assert 'use --dry-run' in proc.stderr
     proc = gpu_check('--wheels', str(tmp_path), '--out', str(tmp_path))
     assert proc.returncode == 2 and 'no wheels' in proc.stderr
+
+
+@pytest.fixture
+def report():
+    """tools/analysis/gpu_check_report.py as a module."""
+    spec = importlib.util.spec_from_file_location(
+        'gpu_check_report', osp.join(ROOT, 'tools', 'analysis',
+                                     'gpu_check_report.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_missing_packages_are_named(report, tmp_path, monkeypatch, capsys):
+    """The report's first check (exit status 2), before any part runs."""
+    monkeypatch.setattr(report, 'PACKAGES', ('json', 'no_such_pkg_xyz'))
+    assert report.main(['--dry-run', '--out', str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert 'no_such_pkg_xyz: ModuleNotFoundError' in err and 'json' not in err
+    assert 'the packages above are missing' in err and '--wheels DIR' in err
+    assert list(tmp_path.iterdir()) == []  # nothing ran, nothing written

@@ -1,4 +1,9 @@
-"""Using a trained model: tools/infer.py, thresholds, mask pictures."""
+"""Using a trained model: tools/infer.py, thresholds, mask pictures.
+
+tools/infer.py and tune_thresholds.py run once each as commands (the folder
+run, the refusal); elsewhere their ``main(argv)`` is called in-process with
+the same arguments.
+"""
 import importlib.util
 import json
 import os
@@ -6,6 +11,8 @@ import os.path as osp
 import shutil
 import subprocess
 import sys
+import warnings
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -15,7 +22,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 import mmmsl  # noqa: F401
-from conftest import make_voc, tiny_msl_cfg
+from conftest import build_once, make_voc, tiny_msl_cfg
 from mmmsl.apis import (MultiLabelInferencer, decode_scores, expand_inputs,
                         inference_multilabel, load_thresholds,
                         resolve_thresholds, save_thresholds)
@@ -36,6 +43,7 @@ def run(args, ok=True):
     return proc
 
 
+@lru_cache()
 def load_tool(name, path):
     spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
     module = importlib.util.module_from_spec(spec)
@@ -43,24 +51,31 @@ def load_tool(name, path):
     return module
 
 
-@pytest.fixture(scope='module')
-def trained(tmp_path_factory):
-    """A 1-epoch MSL checkpoint on the tiny VOC, its config file and an
-    input folder: 3 images, 1 more in a subfolder and a notes.txt."""
-    base = tmp_path_factory.mktemp('infer')
-    root = str(base / 'VOC2007')
-    make_voc(root)
-    wd = str(base / 'wd')
-    cfg_dict = tiny_msl_cfg(root, wd, epochs=1)
+@pytest.fixture(autouse=True)
+def keep_formatwarning(monkeypatch):
+    """tools/infer.py's main sets ``warnings.formatwarning``; restore it."""
+    monkeypatch.setattr(warnings, 'formatwarning', warnings.formatwarning)
+
+
+def trained_cfg(data):
+    """The config of the ``trained`` fixture's run in the folder ``data``."""
+    cfg_dict = tiny_msl_cfg(str(data / 'VOC2007'), str(data / 'wd'),
+                            epochs=1)
     cfg_dict['train_cfg']['val_interval'] = 10  # no validation run
+    return cfg_dict
+
+
+def train_tiny(data):
+    """Train ``trained_cfg(data)``; its test config, inputs to ``data``."""
+    root = str(data / 'VOC2007')
+    make_voc(root)
+    cfg_dict = trained_cfg(data)
     Runner.from_cfg(Config(cfg_dict)).train()
     cfg_dict.update(test_dataloader=cfg_dict['val_dataloader'],
                     test_evaluator=cfg_dict['val_evaluator'], test_cfg={})
-    ckpt = osp.join(wd, 'epoch_1.pth')
-    cfg_file = str(base / 'tiny_msl.py')
-    Config(cfg_dict).dump(cfg_file)
+    Config(cfg_dict).dump(str(data / 'tiny_msl.py'))
 
-    folder = base / 'inputs'
+    folder = data / 'inputs'
     (folder / 'sub').mkdir(parents=True)
     jpgs = sorted(os.listdir(osp.join(root, 'JPEGImages')))
     for name in jpgs[12:15]:  # test images
@@ -68,20 +83,43 @@ def trained(tmp_path_factory):
     shutil.copy(osp.join(root, 'JPEGImages', jpgs[15]),
                 folder / 'sub' / jpgs[15])
     (folder / 'notes.txt').write_text('not an image\n')
-    return dict(root=root, cfg=cfg_file, ckpt=ckpt, folder=str(folder),
-                cfg_dict=cfg_dict, base=base)
 
 
-def infer(trained, *args, ok=True):
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, one_torch_thread):
+    """A 1-epoch MSL checkpoint on the tiny VOC, its config file and an
+    input folder: 3 images, 1 more in a subfolder and a notes.txt. Built
+    once per session (read-only: xdist workers share it); ``base``: this
+    worker's folder for the tests' outputs."""
+    data = build_once(tmp_path_factory, 'infer_trained', train_tiny)
+    cfg_dict = trained_cfg(data)
+    cfg_dict.update(test_dataloader=cfg_dict['val_dataloader'],
+                    test_evaluator=cfg_dict['val_evaluator'], test_cfg={})
+    return dict(root=str(data / 'VOC2007'), cfg=str(data / 'tiny_msl.py'),
+                ckpt=str(data / 'wd' / 'epoch_1.pth'),
+                folder=str(data / 'inputs'), cfg_dict=cfg_dict,
+                base=tmp_path_factory.mktemp('infer'))
+
+
+def infer(trained, *args):
+    """The command tools/infer.py CONFIG CKPT ARGS."""
     return run(['tools/infer.py', trained['cfg'], trained['ckpt']] +
-               [str(a) for a in args], ok=ok)
+               [str(a) for a in args])
+
+
+def infer_main(trained, *args):
+    """tools/infer.py's ``main`` in-process: the records."""
+    return load_tool('infer', 'tools/infer.py').main(
+        [trained['cfg'], trained['ckpt']] + [str(a) for a in args])
 
 
 def out_json(trained, name, *args):
+    """The records tools/infer.py writes with ``--out``."""
     path = str(trained['base'] / name)
-    infer(trained, *args, '--out', path)
+    records = infer_main(trained, *args, '--out', path)
     with open(path) as f:
-        return json.load(f)
+        assert json.load(f) == records
+    return records
 
 
 @pytest.fixture(scope='module')
@@ -135,14 +173,15 @@ def test_folder_schema_scores_and_skipped_file(trained, folder_run):
     assert not by_name  # all four images compared
 
 
-def test_threshold_and_topk_are_honoured(trained, folder_run):
-    image, scores = next((r['image'], np.array(r['scores']))
-                         for r in folder_run[1] if '/sub/' in r['image'])
+def test_threshold_and_topk_are_honoured(trained):
+    # The options tools/infer.py passes on (its CLI: the folder run; its
+    # --thr-file: the per-class file below).
+    inferencer = MultiLabelInferencer(trained['cfg'], trained['ckpt'])
+    sub = osp.join(trained['folder'], 'sub')
+    image = osp.join(sub, os.listdir(sub)[0])
+    scores = np.array(inferencer(image)[0]['scores'])
     best = int(np.argmax(scores))
     s = float(scores[best])
-    # In-process, the options tools/infer.py passes on (its CLI is covered
-    # by the per-class file below and the folder run).
-    inferencer = MultiLabelInferencer(trained['cfg'], trained['ckpt'])
 
     def labels(**kw):
         return [x['index'] for x in inferencer(image, **kw)[0]['labels']]
@@ -167,17 +206,21 @@ def test_threshold_and_topk_are_honoured(trained, folder_run):
 
 
 def test_missing_input_and_bad_threshold_file(trained, tmp_path):
-    proc = infer(trained, str(tmp_path / 'nope.jpg'), ok=False)
-    assert proc.returncode != 0
-    assert 'FileNotFoundError' in proc.stderr and 'nope.jpg' in proc.stderr
-    assert 'Traceback' not in proc.stderr  # a message, not a crash
+    # sys.exit(message): the command prints it, exits 1, no traceback.
+    with pytest.raises(SystemExit) as exc:
+        infer_main(trained, tmp_path / 'nope.jpg')
+    assert isinstance(exc.value.code, str)  # a message, not a crash
+    assert 'FileNotFoundError' in exc.value.code
+    assert 'nope.jpg' in exc.value.code
     bad = tmp_path / 'bad.json'
     bad.write_text(json.dumps({'thresholds': {'cat': 0.5, 'unicorn': 0.5}}))
-    proc = infer(trained, trained['folder'], '--thr-file', bad, ok=False)
-    assert proc.returncode != 0
-    assert 'ValueError' in proc.stderr and 'bad.json' in proc.stderr
+    with pytest.raises(SystemExit) as exc, pytest.warns(UserWarning,
+                                                        match='notes.txt'):
+        infer_main(trained, trained['folder'], '--thr-file', bad)
+    msg = exc.value.code
+    assert isinstance(msg, str) and 'ValueError' in msg and 'bad.json' in msg
     # The unknown class and the missing ones are named.
-    assert 'unicorn' in proc.stderr and 'aeroplane' in proc.stderr
+    assert 'unicorn' in msg and 'aeroplane' in msg
 
 
 def test_show_dir_with_masked_input(trained):
@@ -185,11 +228,8 @@ def test_show_dir_with_masked_input(trained):
     images = sorted(
         osp.join(trained['folder'], n) for n in os.listdir(trained['folder'])
         if n.endswith('.jpg'))[:2]
-    out = str(trained['base'] / 'masked.json')
-    infer(trained, *images, '--show-dir', show, '--mask', 'high', '--out',
-          out)
-    with open(out) as f:
-        records = json.load(f)
+    records = out_json(trained, 'masked.json', *images, '--show-dir', show,
+                       '--mask', 'high')
     for r in records:
         assert 0.5 <= r['masked']['removed'] <= 0.6  # the 'high' bin
         assert len(r['masked']['scores']) == 20
@@ -214,7 +254,7 @@ def test_show_dir_with_masked_input(trained):
         band = pic[256:, :256]
         assert band.max() == 255 and band.min() < 100
     # Without --mask: one panel per image.
-    infer(trained, images[0], '--show-dir', trained['base'] / 'show1')
+    infer_main(trained, images[0], '--show-dir', trained['base'] / 'show1')
     pic = cv2.imread(str(trained['base'] / 'show1' / names[0]))
     assert 256 <= pic.shape[1] < 2 * 256
 
@@ -302,15 +342,16 @@ def test_tune_thresholds_tool_feeds_infer(trained):
     tool = ['tools/analysis/tune_thresholds.py', trained['cfg'],
             trained['ckpt']]
     out = str(trained['base'] / 'tuned.json')
-    # The fixture's val_dataloader is the test split: refused.
+    # The fixture's val_dataloader is the test split: refused (the command).
     proc = run(tool + ['--out', out], ok=False)
     assert proc.returncode != 0 and 'Refusing' in proc.stderr
     assert not osp.exists(out)
     # trainval is the training set: allowed here for the test's sake (the
-    # refusal is tests/test_thresholds.py's).
-    run(tool + ['--out', out, '--cfg-options',
-                'val_dataloader.dataset.split=trainval',
-                '--allow-train-overlap'])
+    # refusal is tests/test_thresholds.py's); in-process from here on.
+    load_tool('tune_thresholds', tool[0]).main(
+        tool[1:] + ['--out', out, '--cfg-options',
+                    'val_dataloader.dataset.split=trainval',
+                    '--allow-train-overlap'])
     with open(out) as f:
         tuned = json.load(f)
     assert tuned['tuned_on_train_images'] is True
@@ -336,8 +377,9 @@ def test_tune_thresholds_tool_feeds_infer(trained):
         assert np.isclose(scores[:, c], thr[c], atol=1e-6).any()
 
     # tools/infer.py reads the file: labels are exactly score >= thr[c].
-    records = out_json(trained, 'tuned_out.json', trained['folder'],
-                       '--thr-file', out)
+    with pytest.warns(UserWarning, match='notes.txt'):  # reported
+        records = out_json(trained, 'tuned_out.json', trained['folder'],
+                           '--thr-file', out)
     for r in records:
         s = np.array(r['scores'])
         assert sorted(x['index'] for x in r['labels']) == list(

@@ -14,7 +14,7 @@ import mmmsl  # noqa: F401
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CARD = osp.join(REPO, 'docs', 'recipe.md')
 PAPER = [osp.relpath(c, REPO) for c in sorted(
-    glob.glob(osp.join(REPO, 'configs', '*', '*.py'))) if 'demo' not in c]
+    glob.glob(osp.join(REPO, 'configs', '*', '*.py'))) if 'digits' not in c]
 # `[tags] dotted.key = python literal`
 CHECK = re.compile(r'`(?:\[([^\]]+)\] )?([A-Za-z_][\w.\-]*) = ([^`]+)`')
 

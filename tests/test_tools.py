@@ -1,4 +1,10 @@
-"""The commands users type: tools/train.py, tools/test.py, dist_train.sh."""
+"""The commands users type: tools/train.py, tools/test.py, dist_train.sh.
+
+Each tool runs once here as a command (a subprocess); where the command line
+itself is not what a test is about, the tool's ``main(argv)`` is called in
+this process instead, with the same arguments.
+"""
+import glob
 import importlib.util
 import os
 import os.path as osp
@@ -44,6 +50,30 @@ def run(cmd, **kw):
     return out
 
 
+def load_tool(name, path):
+    """``tools/<path>`` as a module (its ``main(argv)`` runs in-process)."""
+    spec = importlib.util.spec_from_file_location(name, osp.join(REPO, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def tools(one_torch_thread, monkeypatch):
+    """``tools('train')``: tools/train.py as a module, to call its
+    ``main(argv)`` in-process (one torch thread, as the subprocesses'
+    OMP_NUM_THREADS=1; LOCAL_RANK, which the tools set, restored after)."""
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    return lambda name: load_tool(f'mmmsl_{name}_tool', f'tools/{name}.py')
+
+
+def last_log(work_dir):
+    """The text of the newest run's log in ``work_dir`` (mmengine's
+    ``<work_dir>/<timestamp>/<timestamp>.log``)."""
+    with open(sorted(glob.glob(osp.join(work_dir, '*', '*.log')))[-1]) as f:
+        return f.read()
+
+
 def metric(out, name):
     found = re.findall(rf'multi-label/{name}: ([0-9.]+)', out)
     assert found, f'no multi-label/{name} in output'
@@ -56,36 +86,40 @@ def free_port():
         return s.getsockname()[1]
 
 
-def test_train_then_test(voc_root, tmp_path):
+def test_train_then_test(voc_root, tmp_path, tools):
     wd = str(tmp_path / 'wd')
     # The paper config as it ships, for one epoch (its 2-epoch warm-up and
-    # steps longer than the run), with the batch-size rule of the lr.
+    # steps longer than the run), with the batch-size rule of the lr: the
+    # command tools/train.py.
     out = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', wd,
                '--auto-scale-lr', '--cfg-options'] + small_options(voc_root) +
               ['train_cfg.max_epochs=1'])
     assert 'Epoch(train) [1][3/3]' in out and 'Epoch(train) [2]' not in out
     assert 'Scaling the original LR by 0.6666' in out  # batch 4 of 6
     assert 'mmcv-lite' not in out  # mmcv's warning about a detection op
-    # ... resumed to two epochs
-    out = run([sys.executable, 'tools/train.py', CONFIG, '--work-dir', wd,
-               '--resume', '--cfg-options'] + small_options(voc_root))
+    # ... resumed to two epochs (in-process from here on; tools/test.py's
+    # command runs in tools/dist_test.sh below, mask_sweep.py's here)
+    tools('train').main([CONFIG, '--work-dir', wd, '--resume',
+                         '--cfg-options'] + small_options(voc_root))
+    out = last_log(wd)
     assert 'resumed epoch: 1, iter: 3' in out and 'Epoch(train) [2]' in out
     assert 0 <= metric(out, 'mAP') <= 100 and 0 <= metric(out, 'CF1') <= 100
     assert 'loss_consistency' in out
     ckpt = osp.join(wd, 'epoch_2.pth')
     assert osp.isfile(ckpt)
 
-    out = run([sys.executable, 'tools/test.py', CONFIG, ckpt, '--work-dir',
-               wd, '--cfg-options'] + small_options(voc_root))
-    clean = metric(out, 'mAP')
-    assert 0 < clean <= 100 and 'multi-label/OF1' in out
+    test_tool = tools('test')
+    metrics = test_tool.main([CONFIG, ckpt, '--work-dir', wd,
+                              '--cfg-options'] + small_options(voc_root))
+    clean = metrics['multi-label/mAP']
+    assert 0 < clean <= 100 and 'multi-label/OF1' in metrics
 
-    masked = run([sys.executable, 'tools/test.py', CONFIG, ckpt,
-                  '--work-dir', wd, '--mask', '0.6,0.7', '--cfg-options'] +
-                 small_options(voc_root))
+    masked = test_tool.main([CONFIG, ckpt, '--work-dir', wd, '--mask',
+                             '0.6,0.7', '--cfg-options'] +
+                            small_options(voc_root))['multi-label/mAP']
     # Held-out masks are fixed per (seed, sample index) (test_transform.py,
     # test_masked_eval.py); the masked evaluation differs from the clean one.
-    assert metric(masked, 'mAP') != clean
+    assert masked != clean
 
     # The sweep tool: one row per (checkpoint, family, ratio); its clean
     # row is tools/test's clean mAP, its strokes row tools/test --mask's.
@@ -100,7 +134,7 @@ def test_train_then_test(voc_root, tmp_path):
     assert [r[:2] for r in rows[1:]] == [['msl', 'none'], ['msl', 'strokes'],
                                          ['msl', 'boxes']]
     assert abs(float(rows[1][3]) - clean) < 1e-3
-    assert abs(float(rows[2][3]) - metric(masked, 'mAP')) < 1e-3
+    assert abs(float(rows[2][3]) - masked) < 1e-3
     assert osp.getsize(osp.join(sweep, 'mask_sweep.png')) > 1000
 
 
@@ -166,9 +200,11 @@ def test_dist_train_two_cpu_processes(voc_root, tmp_path):
 
 
 @pytest.mark.parametrize('in_model_masks', [False, True])
-def test_existing_mmpretrain_config_becomes_msl(voc_root, tmp_path,
+def test_existing_mmpretrain_config_becomes_msl(voc_root, tmp_path, tools,
                                                 in_model_masks):
-    """mmpretrain's own CSRA config + custom_imports + the model type."""
+    """mmpretrain's own CSRA config + custom_imports + the model type
+    (through tools/train.py in-process: that custom_imports alone is enough
+    in a fresh process is the test with mmpretrain's own tool above)."""
     cfg = tmp_path / 'msl_from_mmpretrain.py'
     lines = [
         "_base_ = ['mmpretrain::csra/resnet101-csra_1xb16_voc07-448px.py']",
@@ -192,13 +228,13 @@ def test_existing_mmpretrain_config_becomes_msl(voc_root, tmp_path,
             'train_dataloader = dict(dataset=dict(pipeline=train_pipeline))',
         ]
     cfg.write_text('\n'.join(lines) + '\n')
-    out = run([
-        sys.executable, 'tools/train.py', str(cfg), '--work-dir',
-        str(tmp_path / 'wd'), '--no-validate', '--cfg-options',
+    wd = str(tmp_path / 'wd')
+    tools('train').main([
+        str(cfg), '--work-dir', wd, '--no-validate', '--cfg-options',
         'train_cfg.max_epochs=1'
     ] + small_options(voc_root)[:7] + [
         'train_dataloader.dataset.pipeline.1.scale=64',
         f'train_dataloader.dataset.data_root={voc_root}'
     ])
-    losses = re.findall(r'loss_masked: ([0-9.]+)', out)
+    losses = re.findall(r'loss_masked: ([0-9.]+)', last_log(wd))
     assert losses and float(losses[0]) > 0

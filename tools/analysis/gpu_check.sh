@@ -121,28 +121,11 @@ PYEOF
     export PYTHONPATH="$PYTHONPATH:$STUBS"
     echo "gpu_check: no matplotlib: using a no-op stand-in ($STUBS)"
 fi
-"$PY" - <<'PYEOF' || { echo "gpu_check: the packages above are missing;" \
-    "install them or pass --wheels DIR" >&2; exit 2; }
-import importlib, sys
-bad = []
-for m in ('torch', 'torchvision', 'numpy', 'cv2', 'mmengine', 'mmcv',
-          'mmpretrain', 'mmmsl'):
-    try:
-        importlib.import_module(m)
-    except Exception as e:  # noqa: BLE001
-        bad.append(f'{m}: {type(e).__name__}: {e}')
-print('\n'.join(bad), file=sys.stderr)
-sys.exit(1 if bad else 0)
-PYEOF
-
-if [ "$DRY" = 0 ] && ! "$PY" -c 'import torch, sys
-sys.exit(0 if torch.cuda.is_available() else 1)'; then
-    echo "gpu_check: no CUDA device: use --dry-run to test the plumbing" \
-         "on CPU" >&2
-    exit 3
-fi
 
 # ----------------------------------------------------------------- the run --
+# The report first checks, in its own process, that the packages import
+# (exit status 2, naming them) and that there is a CUDA device (3, unless
+# --dry-run).
 export MMMSL_CACHE="$OUT/cache"
 ARGS=(--out "$OUT")
 [ "$DRY" = 1 ] && ARGS+=(--dry-run)

@@ -1,8 +1,10 @@
 """The three parts of ``tools/analysis/gpu_check.sh`` and its report.
 
 ``python tools/analysis/gpu_check_report.py --out DIR [--dry-run]``, run by
-``gpu_check.sh`` (which installs the wheels first). Parts, each in its own
-process with a time limit, each failing on its own:
+``gpu_check.sh`` (which installs the wheels first). It first checks that
+the packages import (exit status 2 if not) and that there is a CUDA device
+(3 if not, unless ``--dry-run``). Parts, each in its own process with a
+time limit, each failing on its own:
 
 * ``benchmark``: ``benchmark_train.py --preset r101-csra`` (448 px) on CUDA
   with ``--amp --channels-last`` at batch 6 and 32: baseline, MSL two_pass
@@ -16,10 +18,13 @@ process with a time limit, each failing on its own:
 
 ``--dry-run``: the same on CPU at toy sizes (ResNet-18 preset, 64 px,
 batch 2, 1 step, no AMP), the host-sync part with the Tensor-method spy of
-``tests/test_models.py`` instead. Writes ``OUT/gpu_check.json`` and
-``OUT/gpu_check.md``; exit status 1 if any part failed.
+``tests/test_models.py`` instead, every process with one torch thread
+(more only oversubscribe shared cores at these sizes). Writes
+``OUT/gpu_check.json`` and ``OUT/gpu_check.md``; exit status 1 if any part
+failed.
 """
 import argparse
+import importlib
 import json
 import math
 import os
@@ -35,39 +40,40 @@ VARIANTS = ('baseline', 'msl-two_pass', 'msl-concat')
 # VOC class names (VOCMultiLabel refuses unknown ones) and their colours.
 SHAPES = {'cat': (0, 0, 255), 'dog': (255, 0, 0), 'car': (0, 255, 0),
           'person': (255, 255, 0), 'bird': (0, 255, 255)}
+#: What the check needs to import (gpu_check.sh installs it).
+PACKAGES = ('torch', 'torchvision', 'numpy', 'cv2', 'mmengine', 'mmcv',
+            'mmpretrain', 'mmmsl')
 
 
 def settings(dry: bool) -> dict:
     if dry:
         return dict(
-            device='cpu', bench=dict(preset='r18-csra', img_size=64,
-                                     batch_sizes=[2], iters=1, warmup=0,
-                                     infer_iters=0, amp=False,
-                                     channels_last=False, mem_steps=1,
-                                     timeout=240),
+            device='cpu',
+            bench=dict(preset='r18-csra', img_size=64, batch_sizes=[2],
+                       iters=1, warmup=0, infer_iters=0, amp=False,
+                       channels_last=False, mem_steps=1, timeout=240),
             # ResNet-18 in the ResNet-101 config: only the plumbing
             train=dict(images=4, size=64, batch_size=2, crop=64, amp=False,
                        depth=18, timeout=240),
             host_sync=dict(size=32, batch_size=2, timeout=120))
     return dict(
-        device='cuda', bench=dict(preset='r101-csra', img_size=448,
-                                  batch_sizes=[6, 32], iters=30, warmup=5,
-                                  infer_iters=10, amp=True,
-                                  channels_last=True, mem_steps=3,
-                                  timeout=150),
+        device='cuda',
+        bench=dict(preset='r101-csra', img_size=448, batch_sizes=[6, 32],
+                   iters=30, warmup=5, infer_iters=10, amp=True,
+                   channels_last=True, mem_steps=3, timeout=150),
         train=dict(images=180, size=480, batch_size=6, crop=448, amp=True,
                    timeout=150),
         host_sync=dict(size=64, batch_size=4, timeout=90))
 
 
-def run(cmd, log, timeout, env=None):
+def run(cmd, log, timeout):
     """Run ``cmd`` with its output in ``log``: ``(rc, seconds)``; rc 124 on
     a timeout."""
     t0 = time.perf_counter()
     with open(log, 'w') as f:
         try:
             rc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT,
-                                cwd=ROOT, timeout=timeout, env=env).returncode
+                                cwd=ROOT, timeout=timeout).returncode
         except subprocess.TimeoutExpired:
             rc = 124
     return rc, time.perf_counter() - t0
@@ -98,7 +104,7 @@ def benchmark(s, out):
                '--device', s['device'], '--json', js]
         cmd += ['--amp'] * b['amp'] + ['--channels-last'] * b['channels_last']
         if s['device'] == 'cpu':
-            cmd += ['--threads', str(min(2, os.cpu_count() or 1))]
+            cmd += ['--threads', '1']
         rc, sec = run(cmd, log, b['timeout'])
         entry = dict(batch_size=bs, rc=rc, seconds=round(sec, 1), log=log,
                      json=js, rows=[])
@@ -431,6 +437,17 @@ def markdown(res) -> str:
     return '\n'.join(lines) + '\n'
 
 
+def missing_packages():
+    """``'module: error'`` for each of ``PACKAGES`` that does not import."""
+    bad = []
+    for m in PACKAGES:
+        try:
+            importlib.import_module(m)
+        except Exception as e:  # noqa: BLE001
+            bad.append(f'{m}: {type(e).__name__}: {e}')
+    return bad
+
+
 def environment(device):
     import torch
     env = dict(device=device, torch=torch.__version__,
@@ -466,10 +483,19 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.host_sync_child:
         return host_sync_child(args)
+    bad = missing_packages()
+    if bad:
+        print('\n'.join(bad), file=sys.stderr)
+        print('gpu_check: the packages above are missing; install them or '
+              'pass --wheels DIR', file=sys.stderr)
+        return 2
     import torch
     if not args.dry_run and not torch.cuda.is_available():
-        print('gpu_check: no CUDA device: use --dry-run', file=sys.stderr)
+        print('gpu_check: no CUDA device: use --dry-run to test the '
+              'plumbing on CPU', file=sys.stderr)
         return 3
+    if args.dry_run:  # inherited by every part's process
+        os.environ['OMP_NUM_THREADS'] = '1'
     out = osp.abspath(args.out)
     os.makedirs(out, exist_ok=True)
     s = settings(args.dry_run)
