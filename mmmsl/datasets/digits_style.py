@@ -33,11 +33,8 @@ def shown_owner(images: np.ndarray, src_indices: Sequence[int],
     pixels of its ink and those where it is brighter than what lies below.
 
     Args:
-        images (np.ndarray): Source digits, shape (M, 8, 8), indexed by
-            ``src_indices``.
-        src_indices (Sequence[int]): The canvas's digits, in paste order.
-        boxes (Sequence[Sequence[int]]): Their ``[x1, y1, x2, y2]`` boxes.
-        canvas_size (int): The canvas side.
+        images, src_indices, boxes, canvas_size: One canvas, as in
+            :func:`.digits_canvas.visible_fractions`.
 
     Returns:
         np.ndarray: int16 (canvas_size, canvas_size), the paste index of the
