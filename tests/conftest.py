@@ -165,3 +165,10 @@ def tiny_msl_cfg(data_root, work_dir, epochs=2, resume=False, **model_kw):
         resume=resume,
         launcher='none',
         env_cfg=dict(dist_cfg=dict(backend='gloo')))
+
+
+def pytest_collection_modifyitems(config, items):
+    """The tests marked ``slow`` (the longest of ``--durations``) first, so
+    that pytest-xdist starts them at once instead of ending the run with
+    one of them alone on a worker."""
+    items.sort(key=lambda item: item.get_closest_marker('slow') is None)

@@ -52,6 +52,7 @@ def _positive(x):
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
 
 
+@pytest.mark.slow
 def test_benchmark_train_cli(tmp_path):
     res, stdout = _run_tool('benchmark_train', [
         '--preset', 'r18-csra', '--batch-size', '2', '--img-size', '32',

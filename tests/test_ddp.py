@@ -38,6 +38,7 @@ from mmengine.config import Config
 import mmmsl  # noqa: F401  (weights_only allow-list for torch.load)
 from conftest import build_once, make_voc, tiny_msl_cfg
 
+pytestmark = pytest.mark.slow  # started first (tests/conftest.py)
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 
 #: mAP is in percent. Summation order differs between 1 and 2 processes,

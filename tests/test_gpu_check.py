@@ -9,6 +9,8 @@ import sys
 import pytest
 from conftest import build_once
 
+pytestmark = pytest.mark.slow  # started first (tests/conftest.py)
+
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 SCRIPT = osp.join(ROOT, 'tools', 'analysis', 'gpu_check.sh')
 MODES = ['baseline', 'two_pass', 'concat']

@@ -52,6 +52,7 @@ def _hwc(sample):
     return sample['inputs'].permute(1, 2, 0).numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('ratio, seed', [('high', EVAL_MASK_SEED),
                                          ((0.2, 0.3), 7)])
 def test_infer_mask_is_test_mask(setup, ratio, seed):

@@ -75,6 +75,7 @@ def test_wheel_carries_configs_and_tools(wheel):
                                                   'model-index.yml'}
 
 
+@pytest.mark.slow
 def test_installed_wheel_trains_outside_the_repo(wheel, tmp_path):
     tmp, path = wheel
     site = str(tmp / 'site')

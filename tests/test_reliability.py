@@ -332,6 +332,7 @@ def _scalars(wd):
     return rows
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_finishes_with_every_epoch_logged(
         voc_root, tmp_path):
     """tools/train.py is SIGKILLed in the middle of epoch 2 (after the 5th

@@ -86,6 +86,7 @@ def free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_train_then_test(voc_root, tmp_path, tools):
     wd = str(tmp_path / 'wd')
     # The paper config as it ships, for one epoch (its 2-epoch warm-up and
@@ -138,6 +139,7 @@ def test_train_then_test(voc_root, tmp_path, tools):
     assert osp.getsize(osp.join(sweep, 'mask_sweep.png')) > 1000
 
 
+@pytest.mark.slow
 def test_paper_config_trains_under_mmpretrains_own_tool(voc_root, tmp_path):
     """custom_imports is all mmpretrain's tools/train.py needs; one epoch,
     with its --auto-scale-lr."""
@@ -189,6 +191,7 @@ def dist_run(args, tries=3):
     return out
 
 
+@pytest.mark.slow
 def test_dist_train_two_cpu_processes(voc_root, tmp_path):
     wd = str(tmp_path / 'dist')
     out = dist_run(['tools/dist_train.sh', CONFIG, '2', '--work-dir', wd,
