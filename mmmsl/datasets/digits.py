@@ -22,7 +22,7 @@ from .digits_canvas import (GENERATOR_VERSION, INK_THRESHOLD, MAX_TRIES,
                             SPLIT_SEED, SPLIT_STREAMS, TRAIN_FRACTION,
                             compose_split, load_digit_sources,
                             visible_fractions)
-from .digits_style import STYLE_VERSION, STYLES, apply_style
+from .digits_style import STYLE_VERSION, apply_style, check_style
 from .instances import instance_arrays
 
 DEFAULT_NUM_SAMPLES = {'train': 4000, 'test': 1000}
@@ -106,9 +106,7 @@ class DigitsMultiLabel(MultiLabelDataset):
                  **kwargs):
         assert split in SPLIT_STREAMS, \
             f"split must be one of {list(SPLIT_STREAMS)}, got '{split}'"
-        if style not in STYLES:
-            raise ValueError(f'DigitsMultiLabel: style must be one of '
-                             f"{STYLES}, got '{style}'")
+        check_style(style)
         if num_samples is None:
             num_samples = DEFAULT_NUM_SAMPLES[split]
         self.split = split

@@ -25,6 +25,14 @@ STYLE_VERSION = 2
 STYLE_STREAM = 3
 
 
+def check_style(style: str) -> None:
+    """Raise a ValueError naming ``style`` unless it is one of
+    :data:`STYLES`."""
+    if style not in STYLES:
+        raise ValueError(f"DigitsMultiLabel: style must be one of {STYLES}, "
+                         f"got '{style}'")
+
+
 def shown_owner(images: np.ndarray, src_indices: Sequence[int],
                 boxes: Sequence[Sequence[int]],
                 canvas_size: int) -> np.ndarray:
@@ -133,9 +141,7 @@ def apply_style(style: str, split: str, seed: int, canvases: np.ndarray,
     Returns:
         np.ndarray: uint8 (N, S, S, 3) BGR canvases.
     """
-    if style not in STYLES:
-        raise ValueError(f"DigitsMultiLabel: style must be one of {STYLES}, "
-                         f"got '{style}'")
+    check_style(style)
     if style == 'gray':
         return canvases
     images, _ = load_digit_sources()
