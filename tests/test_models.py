@@ -10,6 +10,7 @@ from mmpretrain.structures import DataSample
 
 import mmmsl  # noqa: F401
 from mmmsl.masks import irregular_masks
+from mmmsl.models.visibility import box_keep_shares, hidden_classes
 
 NUM_CLASSES = 5
 
@@ -262,4 +263,119 @@ def test_msl_loss_adds_no_host_sync(monkeypatch, mode, in_model_masks):
     assert _host_syncs(monkeypatch, lambda: inputs.sum().item()) == ['item']
     calls = _host_syncs(monkeypatch, lambda: msl.loss(inputs, samples))
     # Whatever the head's loss does, MSL calls it twice and adds nothing.
+    assert sorted(calls) == sorted(base * 2)
+
+
+def test_box_keep_shares_count_the_kept_pixels():
+    rng = np.random.default_rng(0)
+    keep = torch.from_numpy(rng.random((37, 41)) > 0.4)
+    xy = rng.uniform(-5, 46, (60, 4))
+    boxes = np.stack([np.minimum(xy[:, 0], xy[:, 2]),
+                      np.minimum(xy[:, 1], xy[:, 3]),
+                      np.maximum(xy[:, 0], xy[:, 2]),
+                      np.maximum(xy[:, 1], xy[:, 3])], 1)
+    boxes[0] = (3, 3, 3, 9)  # no pixel: counts as kept
+    got = box_keep_shares(keep, torch.from_numpy(boxes))
+    k = keep.numpy()
+    for (x1, y1, x2, y2), share in zip(boxes, got.tolist()):
+        x1, y1 = max(int(np.floor(x1)), 0), max(int(np.floor(y1)), 0)
+        x2, y2 = min(int(np.ceil(x2)), 41), min(int(np.ceil(y2)), 37)
+        part = k[y1:y2, x1:x2]
+        assert share == pytest.approx(part.mean() if part.size else 1.0)
+
+
+def test_a_class_is_hidden_only_when_all_its_boxes_are():
+    keep = torch.ones(1, 1, 20, 20, dtype=torch.bool)
+    keep[..., :10, :] = False  # the top half is a hole
+    boxes = np.array([[0, 0, 20, 8],    # class 0: under the hole
+                      [0, 0, 20, 8],    # class 1: one box hidden,
+                      [0, 12, 20, 20],  # one visible
+                      [0, 5, 20, 15]],  # class 3: half kept
+                     np.float32)
+    labels = np.array([0, 1, 1, 3])
+    assert hidden_classes(keep, [boxes], [labels], 5, 0.1).tolist() == [
+        [True, False, False, False, False]]  # class 2, 4: no box
+    assert hidden_classes(keep, [boxes], [labels], 5, 0.6).tolist() == [
+        [True, False, False, True, False]]
+
+
+def hidden_batch():
+    """Two 32 px images, the top half of the first a hole: its class 0 box
+    lies there, its class 1 box and the second image's class 2 box not."""
+    inputs = torch.randn(2, 3, 32, 32, generator=torch.Generator(
+    ).manual_seed(0))
+    samples = []
+    for labels, boxes in (([0, 1], [[2, 2, 30, 14], [2, 18, 30, 30]]),
+                          ([2], [[0, 0, 16, 16]])):
+        s = DataSample(img_shape=(32, 32)).set_gt_label(labels)
+        s.set_gt_score(torch.zeros(NUM_CLASSES).index_fill_(
+            0, torch.tensor(labels), 1.))
+        s.set_field(np.array(boxes, np.float32), 'gt_bboxes')
+        s.set_field(np.array(labels), 'gt_bboxes_labels')
+        samples.append(s)
+    keep = np.ones((2, 32, 32), np.uint8)
+    keep[0, :16] = 0
+    for s, m in zip(samples, keep):
+        s.set_field(m, 'msl_mask')
+    return inputs, samples
+
+
+@pytest.mark.parametrize('mode', [None, 'absent', 'ignore'])
+def test_hidden_labels_change_the_masked_targets_only(mode):
+    head = dict(type='CSRAClsHead', num_classes=NUM_CLASSES, in_channels=512,
+                num_heads=1, lam=0.1, loss=dict(type='IgnoreAwareBCELoss'))
+    torch.manual_seed(0)
+    msl = MODELS.build(model_cfg(head=head, hidden_labels=mode)).eval()
+    inputs, samples = hidden_batch()
+    out = msl.loss(inputs, samples)
+    keep = msl.keep_masks(inputs, samples)
+    logits_c = msl.head(msl.extract_feat(inputs))
+    logits_m = msl.head(msl.extract_feat(msl.mask_inputs(inputs, keep)))
+    target = torch.stack([s.gt_score for s in samples])
+    hidden = torch.zeros_like(target, dtype=torch.bool)
+    if mode is not None:
+        hidden[0, 0] = True
+        target[0, 0] = 0. if mode == 'absent' else -1.
+        assert out['hidden_share'].item() == pytest.approx(1 / 3)
+    else:
+        assert 'hidden_share' not in out
+    a1, a2, a3 = msl.alpha
+    bce = msl.head.loss_module
+    torch.testing.assert_close(out['loss_clean'], a1 * bce(
+        logits_c, torch.stack([s.gt_score for s in samples]), avg_factor=2))
+    torch.testing.assert_close(out['loss_masked'],
+                               a2 * bce(logits_m, target, avg_factor=2))
+    sq = (logits_c.sigmoid() - logits_m.sigmoid()).pow(2) * ~hidden
+    torch.testing.assert_close(out['loss_consistency'], a3 * sq.sum() / 2)
+
+
+def test_hidden_labels_need_boxes_in_the_image():
+    msl = MODELS.build(model_cfg(hidden_labels='absent'))
+    inputs, samples = hidden_batch()
+    del samples[1].gt_bboxes
+    with pytest.raises(KeyError, match="sample 1.*'gt_bboxes'.*PackInputs"):
+        msl.loss(inputs, samples)
+    inputs, samples = hidden_batch()
+    samples[1].gt_bboxes = np.array([[0, 0, 300, 200]], np.float32)
+    with pytest.raises(ValueError, match='sample 1.*past its 32x32.*Random'):
+        msl.loss(inputs, samples)
+
+
+@pytest.mark.parametrize('kw,match', [
+    (dict(hidden_labels='drop'), 'hidden_labels'),
+    (dict(hidden_labels='absent', min_visible=0), 'min_visible'),
+    (dict(hidden_labels='ignore'), 'IgnoreAwareBCELoss'),
+])
+def test_bad_hidden_labels_fail_at_build(kw, match):
+    with pytest.raises(ValueError, match=match):
+        MODELS.build(model_cfg(**kw))
+
+
+def test_hidden_labels_add_no_host_sync(monkeypatch):
+    msl, plain = build_pair(hidden_labels='absent')
+    msl.train(), plain.train()
+    inputs, samples = hidden_batch()
+    base = _host_syncs(monkeypatch, lambda: plain.loss(
+        inputs.clone(), copy.deepcopy(samples)))
+    calls = _host_syncs(monkeypatch, lambda: msl.loss(inputs, samples))
     assert sorted(calls) == sorted(base * 2)

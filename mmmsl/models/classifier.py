@@ -10,14 +10,20 @@ import torch
 import torch.nn.functional as F
 from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
-from mmpretrain.structures import DataSample
+from mmpretrain.structures import DataSample, label_to_onehot
 
 from ..masks import build_mask_source
 from ..masks.scheduled import ScheduledSource
 from ..utils import ProcessRNG
+from .losses import IgnoreAwareBCELoss
+from .visibility import hidden_classes
 
 FORWARD_MODES = ('two_pass', 'concat')
 CLASS_REDUCTIONS = ('sum', 'mean')
+HIDDEN_LABELS = ('absent', 'ignore')
+#: Data-sample fields ``hidden_labels`` reads (mmdet's keys, written by the
+#: multi-label datasets of mmmsl; see ``mmmsl.datasets.instances``).
+BOX_KEYS = ('gt_bboxes', 'gt_bboxes_labels')
 
 
 @MODELS.register_module()
@@ -74,6 +80,19 @@ class MaskedSupervisedClassifier(ImageClassifier):
             :func:`mmmsl.masks.build_mask_source`, e.g.
             ``dict(ratio='high')``. Without it a sample without a mask is an
             error.
+        hidden_labels (str, optional): What the masked branch learns of a
+            labelled class whose every object (box) the mask hides, i.e.
+            keeps less than ``min_visible`` of: ``None`` (default: the
+            image's labels, as the paper), ``'absent'`` (target 0) or
+            ``'ignore'`` (no BCE; needs ``IgnoreAwareBCELoss``). Either way
+            such an entry adds nothing to the consistency term, which would
+            otherwise pull the masked branch to see what is not there. The
+            samples must carry ``gt_bboxes`` and ``gt_bboxes_labels`` in
+            the input's pixels: ``PackInputs(algorithm_keys=('msl_mask',
+            'gt_bboxes', 'gt_bboxes_labels'))`` with mmmsl's datasets.
+            The share of positives hidden is logged as ``hidden_share``.
+        min_visible (float): Share of a box's pixels that must stay for its
+            object to count as visible. Defaults to 0.1.
 
     Shapes:
         - inputs: ``(N, C, H, W)``; masks: ``(H, W)`` each (other sizes are
@@ -92,6 +111,8 @@ class MaskedSupervisedClassifier(ImageClassifier):
                  forward_mode: str = 'two_pass',
                  class_reduction: str = 'sum',
                  mask_source: Optional[dict] = None,
+                 hidden_labels: Optional[str] = None,
+                 min_visible: float = 0.1,
                  **kwargs):
         given = alpha
         try:
@@ -109,12 +130,27 @@ class MaskedSupervisedClassifier(ImageClassifier):
         if class_reduction not in CLASS_REDUCTIONS:
             raise ValueError(f'MaskedSupervisedClassifier: class_reduction='
                              f'{class_reduction!r} not in {CLASS_REDUCTIONS}')
+        if hidden_labels not in (None, ) + HIDDEN_LABELS:
+            raise ValueError(f'MaskedSupervisedClassifier: hidden_labels='
+                             f'{hidden_labels!r} not in {HIDDEN_LABELS} or '
+                             'None')
+        if not 0 < min_visible <= 1:
+            raise ValueError(f'MaskedSupervisedClassifier: min_visible='
+                             f'{min_visible!r} must be in (0, 1]')
         if head is None:
             raise ValueError('MaskedSupervisedClassifier needs a head')
         super().__init__(backbone, neck, head, **kwargs)
         if not hasattr(self.head, 'loss_module'):
             raise TypeError(f'MaskedSupervisedClassifier: head '
                             f'{type(self.head).__name__} has no loss_module')
+        if hidden_labels == 'ignore' and not isinstance(
+                self.head.loss_module, IgnoreAwareBCELoss):
+            raise ValueError(
+                "MaskedSupervisedClassifier: hidden_labels='ignore' needs "
+                "head.loss=dict(type='IgnoreAwareBCELoss'), not "
+                f'{type(self.head.loss_module).__name__}')
+        self.hidden_labels = hidden_labels
+        self.min_visible = min_visible
         self.alpha = alpha
         self.consistency = MODELS.build(consistency)
         self.mask_key = mask_key
@@ -229,16 +265,61 @@ class MaskedSupervisedClassifier(ImageClassifier):
             ``loss_consistency`` (a3 * L2 between the probabilities).
         """
         a1, a2, a3 = self.alpha
-        masked = self.mask_inputs(inputs,
-                                  self.keep_masks(inputs, data_samples))
+        keep = self.keep_masks(inputs, data_samples)
+        masked = self.mask_inputs(inputs, keep)
         logits_c, logits_m = self._branch_logits(inputs, masked)
         n, c = logits_c.shape
         avg = n if self.class_reduction == 'sum' else n * c
+        masked_samples, weight, extra = data_samples, None, {}
+        if self.hidden_labels is not None:
+            masked_samples, weight, extra = self._hide_labels(
+                keep, data_samples, c)
         return dict(
             loss_clean=a1 * self._head_loss(logits_c, data_samples),
-            loss_masked=a2 * self._head_loss(logits_m, data_samples),
-            loss_consistency=a3 *
-            self.consistency(logits_c, logits_m, avg_factor=avg))
+            loss_masked=a2 * self._head_loss(logits_m, masked_samples),
+            loss_consistency=a3 * self.consistency(
+                logits_c, logits_m, weight=weight, avg_factor=avg),
+            **extra)
+
+    def _hide_labels(self, keep: torch.Tensor,
+                     data_samples: List[DataSample], num_classes: int):
+        """The masked branch's samples (targets of hidden classes set to 0
+        or -1), the consistency weight and the logged ``hidden_share``."""
+        for i, sample in enumerate(data_samples):
+            missing = [k for k in BOX_KEYS if k not in sample]
+            if missing:
+                raise KeyError(
+                    f'MaskedSupervisedClassifier: hidden_labels='
+                    f"'{self.hidden_labels}' but sample {i} "
+                    f"({sample.get('img_path', 'no img_path')}) has no "
+                    f'{missing}: pack them with PackInputs(algorithm_keys='
+                    f"('{self.mask_key}', 'gt_bboxes', 'gt_bboxes_labels'))")
+            h, w = sample.get('img_shape', keep.shape[-2:])[:2]
+            boxes = np.asarray(sample.gt_bboxes, np.float64).reshape(-1, 4)
+            if ((boxes[:, [0, 2]] > w + 1) | (boxes[:, [1, 3]] > h + 1) |
+                    (boxes[:, :2] < -1)).any():
+                raise ValueError(
+                    f'MaskedSupervisedClassifier: sample {i} '
+                    f"({sample.get('img_path', 'no img_path')}) has "
+                    f'gt_bboxes past its {w}x{h} image: a transform '
+                    'changed the image but not the boxes (mmpretrain\'s '
+                    "RandomResizedCrop, RandomCrop ...); use mmcv's "
+                    'Resize / RandomFlip / CenterCrop, which update them')
+        hidden = hidden_classes(
+            keep, [s.gt_bboxes for s in data_samples],
+            [s.gt_bboxes_labels for s in data_samples], num_classes,
+            self.min_visible)
+        target = torch.stack([
+            s.gt_score.float() if 'gt_score' in s else label_to_onehot(
+                s.gt_label, num_classes).float() for s in data_samples
+        ]).to(keep.device)
+        positive = target > 0
+        hidden &= positive
+        share = hidden.sum() / positive.sum().clamp(min=1)
+        target = target.masked_fill(
+            hidden, 0. if self.hidden_labels == 'absent' else -1.)
+        samples = [DataSample().set_gt_score(t) for t in target]
+        return samples, (~hidden).float(), dict(hidden_share=share.detach())
 
 
 def plain_classifier_cfg(model_cfg: dict) -> dict:
