@@ -12,6 +12,7 @@ from mmpretrain.models import ImageClassifier
 from mmpretrain.registry import MODELS
 from mmpretrain.structures import DataSample, label_to_onehot
 
+from ..datasets.transforms.mask_boxes import outside_image
 from ..masks import build_mask_source
 from ..masks.scheduled import ScheduledSource
 from ..utils import ProcessRNG
@@ -295,9 +296,7 @@ class MaskedSupervisedClassifier(ImageClassifier):
                     f'{missing}: pack them with PackInputs(algorithm_keys='
                     f"('{self.mask_key}', 'gt_bboxes', 'gt_bboxes_labels'))")
             h, w = sample.get('img_shape', keep.shape[-2:])[:2]
-            boxes = np.asarray(sample.gt_bboxes, np.float64).reshape(-1, 4)
-            if ((boxes[:, [0, 2]] > w + 1) | (boxes[:, [1, 3]] > h + 1) |
-                    (boxes[:, :2] < -1)).any():
+            if outside_image(sample.gt_bboxes, h, w).any():
                 raise ValueError(
                     f'MaskedSupervisedClassifier: sample {i} '
                     f"({sample.get('img_path', 'no img_path')}) has "

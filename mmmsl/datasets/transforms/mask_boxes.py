@@ -59,6 +59,15 @@ def check_box_pipeline(before: List, family, dataset: Optional[str]) -> None:
                 'CenterCrop) or put no geometric transform before it')
 
 
+def outside_image(boxes: np.ndarray, h: int, w: int,
+                  tol: float = 1.0) -> np.ndarray:
+    """Which ``(N, 4)`` boxes reach more than ``tol`` pixels past an
+    ``h x w`` image: boxes that a transform left behind (bool ``(N, )``)."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    return ((boxes[:, [0, 2]] > w + tol).any(1) |
+            (boxes[:, [1, 3]] > h + tol).any(1) | (boxes < -tol).any(1))
+
+
 def image_boxes(results: dict, family, dataset: Optional[str] = None,
                 tol: float = 1.0) -> np.ndarray:
     """``results['gt_bboxes']`` as a float64 ``(N, 4)`` array, checked to lie
@@ -91,8 +100,7 @@ def image_boxes(results: dict, family, dataset: Optional[str] = None,
         raise ValueError(f"{where}: results['gt_bboxes'] has shape "
                          f'{boxes.shape}, expected (N, 4) x1 y1 x2 y2')
     h, w = results['img'].shape[:2]
-    out = ((boxes[:, [0, 2]] > w + tol).any(1) |
-           (boxes[:, [1, 3]] > h + tol).any(1) | (boxes < -tol).any(1))
+    out = outside_image(boxes, h, w, tol)
     if out.any():
         raise ValueError(
             f"{where}: results['gt_bboxes'] {boxes[out][0].tolist()} reaches "
