@@ -15,10 +15,15 @@ from conftest import tiny_msl_cfg
 def trained(voc_root, tmp_path):
     """Train 1 epoch, then resume to 2: returns (work_dir, metrics)."""
     wd = str(tmp_path / 'wd')
-    Runner.from_cfg(Config(tiny_msl_cfg(voc_root, wd, epochs=1))).train()
+    # Distinct experiment names: two runners built within the same second
+    # would otherwise share mmengine's MessageHub instance (its name is the
+    # timestamp) and the resumed run would read the first one's history too.
+    Runner.from_cfg(Config(dict(tiny_msl_cfg(voc_root, wd, epochs=1),
+                                experiment_name='first'))).train()
     assert osp.isfile(osp.join(wd, 'epoch_1.pth'))
-    runner = Runner.from_cfg(
-        Config(tiny_msl_cfg(voc_root, wd, epochs=2, resume=True)))
+    runner = Runner.from_cfg(Config(dict(
+        tiny_msl_cfg(voc_root, wd, epochs=2, resume=True),
+        experiment_name='resumed')))
     runner.train()
     return wd, runner
 
