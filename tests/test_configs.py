@@ -111,6 +111,14 @@ def test_config_builds(path, roots):
                                 item['inputs'].shape[1:])
             f = -(-max(h, w) // max(mh, mw))
             assert (mh, mw) == (-(-h // f), -(-w // f)) and f <= 2
+        if has_mask and model_cfg.get('hidden_labels'):
+            # hidden_labels reads the boxes that the config's PackInputs
+            # packs: one loss step on two samples of its own pipeline
+            from mmengine.dataset import pseudo_collate
+            batch = model.data_preprocessor(
+                pseudo_collate([item, dataset[1]]), True)
+            share = model.loss(**batch)['hidden_share']
+            assert 0 <= float(share) <= 1
         # unspecified WIDER attributes ignored in the loss: -1 targets, which
         # only IgnoreAwareBCELoss may see
         ignore = ds_cfg.get('unspecified') == 'ignore'

@@ -39,6 +39,14 @@ def find_irregular_masks(dataset) -> List:
     return found
 
 
+def _short(value) -> str:
+    """A level for the log: 4 significant digits, ``(0.3, 0.08, 0.2)``
+    rather than ``(0.3, 0.08000000000000002, 0.2)``."""
+    if isinstance(value, (tuple, list)):
+        return '(' + ', '.join(f'{v:.4g}' for v in value) + ')'
+    return f'{value:.4g}'
+
+
 @HOOKS.register_module()
 class MaskScheduleHook(Hook):
     """Change the masking level and MSL's ``alpha`` by epoch or iteration.
@@ -240,7 +248,7 @@ class MaskScheduleHook(Hook):
         # iteration (runner.iter), as before_train_iter sets it.
         self._apply(runner, self.rules)
         runner.logger.info(f'MaskScheduleHook: epoch {runner.epoch + 1}: ' +
-                           ', '.join(f'{n}={v}'
+                           ', '.join(f'{n}={_short(v)}'
                                      for n, v in self._levels.items()))
 
     def before_train_iter(self,
