@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 from mmengine.registry import init_default_scope
 from mmpretrain.registry import DATASETS, MODELS
 
@@ -114,7 +115,6 @@ def test_config_builds(path, roots):
         if has_mask and model_cfg.get('hidden_labels'):
             # hidden_labels reads the boxes that the config's PackInputs
             # packs: one loss step on two samples of its own pipeline
-            from mmengine.dataset import pseudo_collate
             batch = model.data_preprocessor(
                 pseudo_collate([item, dataset[1]]), True)
             share = model.loss(**batch)['hidden_share']

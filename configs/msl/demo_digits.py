@@ -24,7 +24,7 @@ train_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 # 2. The masked terms (a2, a3) ramped in from 0 over the first 10 epochs, a1
 #    fixed (MaskScheduleHook; the list replaces the base's custom_hooks).
-#    For a run shorter than 10 epochs set custom_hooks.4.alpha.end.
+#    For a run of 10 epochs or fewer set custom_hooks.4.alpha.end lower.
 custom_hooks = [
     dict(type='FiniteLossHook'),
     dict(type='NumClassesCheckHook'),
